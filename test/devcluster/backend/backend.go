@@ -1,0 +1,112 @@
+// Package backend provides the real TCP servers that stand in for the
+// containers of devcluster pods. Each one is an HTTP/1.1 server (keep-alive)
+// that says which pod and port it is, streams bytes and echoes bodies.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// MaxBytes bounds /bytes so a typo cannot stream forever.
+const MaxBytes = 1 << 40
+
+// Handler serves one pod's port:
+//
+//	GET  /          200 "pod=<namespace>/<pod> port=<port>\n"
+//	GET  /bytes?n=N 200 with exactly N bytes
+//	POST /echo      200 with the request body
+func Handler(namespace, pod string, port int32) http.Handler {
+	identity := fmt.Sprintf("pod=%s/%s port=%d\n", namespace, pod, port)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, identity)
+	})
+	mux.HandleFunc("GET /bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil || n < 0 || n > MaxBytes {
+			http.Error(w, fmt.Sprintf("n must be an integer between 0 and %d", int64(MaxBytes)), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		buf := make([]byte, 64<<10)
+		for i := range buf {
+			buf[i] = byte('a' + i%26)
+		}
+		for n > 0 {
+			chunk := buf
+			if n < int64(len(chunk)) {
+				chunk = chunk[:n]
+			}
+			m, err := w.Write(chunk)
+			if err != nil {
+				return // client went away
+			}
+			n -= int64(m)
+		}
+	})
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if r.ContentLength >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(r.ContentLength, 10))
+		}
+		io.Copy(w, r.Body)
+	})
+	return mux
+}
+
+// Server is one running backend.
+type Server struct {
+	pod  int32 // the container port this server stands in for
+	ln   net.Listener
+	http *http.Server
+	done chan struct{}
+}
+
+// Start listens on 127.0.0.1 (a kernel-chosen port) and serves Handler.
+func Start(namespace, pod string, port int32) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("backend for %s/%s:%d: %w", namespace, pod, port, err)
+	}
+	s := &Server{
+		pod:  port,
+		ln:   ln,
+		http: &http.Server{Handler: Handler(namespace, pod, port), ReadHeaderTimeout: 30 * time.Second},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		// Serve returns ErrServerClosed after Close/Shutdown, or the
+		// listener's error; either way the backend is gone.
+		_ = s.http.Serve(ln)
+	}()
+	return s, nil
+}
+
+// Port is the local port the server listens on.
+func (s *Server) Port() int32 { return int32(s.ln.Addr().(*net.TCPAddr).Port) }
+
+// PodPort is the container port the server stands in for.
+func (s *Server) PodPort() int32 { return s.pod }
+
+// Close stops the server and drops its open connections, as a pod's death would.
+func (s *Server) Close() error {
+	err := s.http.Close()
+	<-s.done
+	return err
+}
+
+// Shutdown stops accepting and waits for requests in flight, up to ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	<-s.done
+	return err
+}

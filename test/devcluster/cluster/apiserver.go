@@ -1,0 +1,170 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// apiserverProcess remembers how kube-apiserver was started, so that a fault
+// test can stop it and start it again with the same command line.
+type apiserverProcess struct {
+	argv []string
+	env  []string
+	dir  string
+	cmd  *exec.Cmd // set once we started it ourselves
+	done chan struct{}
+}
+
+func (c *Cluster) apiserverPidFile() string {
+	return filepath.Join(c.ClusterDir(), "pids", "kube-apiserver.pid")
+}
+
+// StopAPIServer kills kube-apiserver (as a crash or a network cut would look to
+// clients: connections drop, new ones are refused) and waits until it is gone.
+// Everything else (etcd, kwok, backends) keeps running.
+func (c *Cluster) StopAPIServer(ctx context.Context) error {
+	pid, err := readPid(c.apiserverPidFile())
+	if err != nil {
+		return fmt.Errorf("find kube-apiserver of %s: %w", c.Name, err)
+	}
+	if !processAlive(pid) {
+		return fmt.Errorf("kube-apiserver of %s is not running", c.Name)
+	}
+	if c.apiProc == nil {
+		p, err := inspectProcess(pid)
+		if err != nil {
+			return fmt.Errorf("inspect kube-apiserver (pid %d): %w", pid, err)
+		}
+		c.apiProc = p
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop kube-apiserver (pid %d): %w", pid, err)
+	}
+	if c.apiProc.cmd != nil {
+		<-c.apiProc.done
+	}
+	return Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		return !processAlive(pid), nil
+	})
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer and waits
+// until it serves requests.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	if c.apiProc == nil {
+		return errors.New("StartAPIServer: the apiserver was not stopped by StopAPIServer")
+	}
+	if pid, err := readPid(c.apiserverPidFile()); err == nil && processAlive(pid) {
+		return fmt.Errorf("kube-apiserver of %s is already running (pid %d)", c.Name, pid)
+	}
+	p := c.apiProc
+	logFile, err := os.OpenFile(filepath.Join(c.ClusterDir(), "logs", "kube-apiserver.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Dir = p.dir
+	cmd.Env = p.env
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	// Its own session, like kwokctl's components: a Ctrl-C in the terminal
+	// goes to the harness, which then tears the cluster down in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start kube-apiserver: %w", err)
+	}
+	p.cmd = cmd
+	p.done = make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	// kwokctl stops components through their pid files.
+	if err := os.WriteFile(c.apiserverPidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		return err
+	}
+	return Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		select {
+		case <-p.done:
+			return false, fmt.Errorf("kube-apiserver exited at start; see %s", logFile.Name())
+		default:
+		}
+		body, err := c.Clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil && string(body) == "ok", nil
+	})
+}
+
+func (p *apiserverProcess) reap() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// inspectProcess reads a running process's command line, environment and
+// working directory from /proc.
+func inspectProcess(pid int) (*apiserverProcess, error) {
+	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
+	if err != nil {
+		return nil, err
+	}
+	environ, err := os.ReadFile(filepath.Join(proc, "environ"))
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.Readlink(filepath.Join(proc, "cwd"))
+	if err != nil {
+		return nil, err
+	}
+	split := func(b []byte) []string {
+		s := strings.TrimSuffix(string(b), "\x00")
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, "\x00")
+	}
+	argv := split(cmdline)
+	if len(argv) == 0 {
+		return nil, errors.New("empty command line")
+	}
+	return &apiserverProcess{argv: argv, env: split(environ), dir: dir}, nil
+}
+
+func readPid(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(data)))
+}
+
+// processAlive reports whether pid names a running (not zombie) process.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	// A zombie still answers kill(0); /proc tells it apart.
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true // no /proc (macOS): trust kill
+	}
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}

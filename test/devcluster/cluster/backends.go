@@ -1,0 +1,364 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kubefwd/kubefwd/test/devcluster/backend"
+)
+
+// PortForwardGVR is kwok's PortForward resource: it tells kwok where to send
+// the streams of a port-forward to the pod of the same name and namespace.
+var PortForwardGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
+
+// ManagedByLabel marks the PortForwards the harness created; any other
+// PortForward belongs to the test that made it and is left alone.
+const ManagedByLabel = "app.kubernetes.io/managed-by"
+
+const managedBy = "kubefwd-devcluster"
+
+// backends gives every pod in the cluster a real local server per declared
+// TCP container port, and a PortForward pointing kwok at them. It follows
+// pods with an informer; handlers only enqueue, workers converge.
+type backends struct {
+	client  kubernetes.Interface
+	dynamic dynamic.Interface
+	log     io.Writer
+	queue   workqueue.TypedRateLimitingInterface[string]
+	pods    func(namespace, name string) (*corev1.Pod, error)
+	workers sync.WaitGroup
+
+	mu      sync.Mutex
+	state   map[string]*podBackend // by namespace/name; guarded by mu
+	changed chan struct{}          // closed and replaced on every change; guarded by mu
+}
+
+type podBackend struct {
+	uid      types.UID
+	rv       uint64 // resourceVersion of the PortForward we wrote
+	servers  []*backend.Server
+	external bool // the PortForward was made by someone else
+}
+
+// Backing describes how one pod is backed.
+type Backing struct {
+	UID types.UID
+	// Ports maps container port → local port of the harness's server.
+	Ports map[int32]int32
+	// External is true when a PortForward made by someone else backs the pod.
+	External bool
+}
+
+func newBackends(client kubernetes.Interface, dyn dynamic.Interface, logw io.Writer) *backends {
+	return &backends{
+		client:  client,
+		dynamic: dyn,
+		log:     logw,
+		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		state:   map[string]*podBackend{},
+		changed: make(chan struct{}),
+	}
+}
+
+// start runs the informer and workers until ctx ends; it returns once the
+// pod cache has synced.
+func (b *backends) start(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactory(b.client, 0)
+	podInformer := factory.Core().V1().Pods()
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			b.queue.Add(key)
+		}
+	}
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	}); err != nil {
+		return err
+	}
+	lister := podInformer.Lister()
+	b.pods = func(ns, name string) (*corev1.Pod, error) { return lister.Pods(ns).Get(name) }
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced) {
+		b.queue.ShutDown()
+		factory.Shutdown()
+		return fmt.Errorf("pod informer did not sync: %w", ctx.Err())
+	}
+	const workers = 4
+	for range workers {
+		b.workers.Add(1)
+		go func() {
+			defer b.workers.Done()
+			for b.processNext(ctx) {
+			}
+		}()
+	}
+	b.workers.Add(1)
+	go func() {
+		defer b.workers.Done()
+		<-ctx.Done()
+		b.queue.ShutDown()
+		factory.Shutdown()
+	}()
+	return nil
+}
+
+// wait blocks until the workers have stopped, then closes every server.
+func (b *backends) wait() {
+	b.workers.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for key, pb := range b.state {
+		for _, s := range pb.servers {
+			s.Close()
+		}
+		delete(b.state, key)
+	}
+}
+
+func (b *backends) processNext(ctx context.Context) bool {
+	key, quit := b.queue.Get()
+	if quit {
+		return false
+	}
+	defer b.queue.Done(key)
+	if err := b.sync(ctx, key); err != nil {
+		if ctx.Err() == nil && !errors.Is(err, errRetry) {
+			fmt.Fprintf(b.log, "devcluster: backend for pod %s: %v (retrying)\n", key, err)
+		}
+		b.queue.AddRateLimited(key)
+		return true
+	}
+	b.queue.Forget(key)
+	return true
+}
+
+func (b *backends) sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	pod, err := b.pods(ns, name)
+	if apierrors.IsNotFound(err) {
+		b.drop(key, "")
+		return b.deletePortForward(ctx, ns, name)
+	}
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	cur := b.state[key]
+	b.mu.Unlock()
+	if cur != nil && cur.uid == pod.UID {
+		return nil
+	}
+	if cur != nil { // same name, new pod (a StatefulSet replica came back)
+		b.drop(key, cur.uid)
+	}
+
+	existing, err := b.dynamic.Resource(PortForwardGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		existing = nil
+	case err != nil:
+		return err
+	case existing.GetLabels()[ManagedByLabel] != managedBy:
+		b.set(key, &podBackend{uid: pod.UID, external: true})
+		return nil
+	case !ownedBy(existing, pod.UID):
+		// Left from an earlier pod of this name. Replace it with a new
+		// object rather than updating it: the garbage collector may be
+		// about to delete the old one, and it deletes by UID.
+		uid := existing.GetUID()
+		err := b.dynamic.Resource(PortForwardGVR).Namespace(ns).Delete(ctx, name,
+			metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+		return errRetry
+	}
+
+	pb := &podBackend{uid: pod.UID}
+	var forwards []any
+	for _, ctr := range pod.Spec.Containers {
+		for _, p := range ctr.Ports {
+			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+				continue // kubelet port-forward carries TCP only
+			}
+			s, err := backend.Start(ns, name, p.ContainerPort)
+			if err != nil {
+				closeAll(pb.servers)
+				return err
+			}
+			pb.servers = append(pb.servers, s)
+			forwards = append(forwards, map[string]any{
+				"ports":  []any{int64(p.ContainerPort)},
+				"target": map[string]any{"address": "127.0.0.1", "port": int64(s.Port())},
+			})
+		}
+	}
+	pf := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "PortForward",
+		"metadata": map[string]any{
+			"name":      name,
+			"namespace": ns,
+			"labels":    map[string]any{ManagedByLabel: managedBy},
+			// The garbage collector removes it with the pod even if the
+			// harness is gone by then.
+			"ownerReferences": []any{map[string]any{
+				"apiVersion": "v1", "kind": "Pod", "name": name, "uid": string(pod.UID),
+			}},
+		},
+		"spec": map[string]any{"forwards": forwards},
+	}}
+	client := b.dynamic.Resource(PortForwardGVR).Namespace(ns)
+	var written *unstructured.Unstructured
+	if existing != nil {
+		pf.SetResourceVersion(existing.GetResourceVersion())
+		written, err = client.Update(ctx, pf, metav1.UpdateOptions{})
+	} else {
+		written, err = client.Create(ctx, pf, metav1.CreateOptions{})
+	}
+	if err != nil {
+		closeAll(pb.servers)
+		return fmt.Errorf("write PortForward: %w", err)
+	}
+	// etcd revisions: kwok's informer sees PortForwards in this order.
+	pb.rv, _ = strconv.ParseUint(written.GetResourceVersion(), 10, 64)
+	b.set(key, pb)
+	return nil
+}
+
+// deletePortForward removes the harness's PortForward for a pod that is gone.
+func (b *backends) deletePortForward(ctx context.Context, ns, name string) error {
+	client := b.dynamic.Resource(PortForwardGVR).Namespace(ns)
+	pf, err := client.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if pf.GetLabels()[ManagedByLabel] != managedBy {
+		return nil
+	}
+	uid := pf.GetUID()
+	err = client.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// drop closes the servers of a pod (only of that UID, if given).
+func (b *backends) drop(key string, uid types.UID) {
+	b.mu.Lock()
+	pb := b.state[key]
+	if pb == nil || (uid != "" && pb.uid != uid) {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.state, key)
+	b.notifyLocked()
+	b.mu.Unlock()
+	closeAll(pb.servers)
+}
+
+func (b *backends) set(key string, pb *podBackend) {
+	b.mu.Lock()
+	b.state[key] = pb
+	b.notifyLocked()
+	b.mu.Unlock()
+}
+
+func (b *backends) notifyLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// backing returns the current backing of a pod and a channel closed at the
+// next change.
+func (b *backends) backing(ns, name string) (Backing, bool, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pb := b.state[ns+"/"+name]
+	if pb == nil {
+		return Backing{}, false, b.changed
+	}
+	out := Backing{UID: pb.uid, External: pb.external, Ports: map[int32]int32{}}
+	for _, s := range pb.servers {
+		out.Ports[s.PodPort()] = s.Port()
+	}
+	return out, true, b.changed
+}
+
+// lastWritten returns the backed pod whose PortForward was written last, and
+// one of its ports.
+func (b *backends) lastWritten() (ns, name string, port int32, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var best uint64
+	for key, pb := range b.state {
+		if pb.external || len(pb.servers) == 0 || pb.rv < best {
+			continue
+		}
+		best = pb.rv
+		ns, name, _ = cache.SplitMetaNamespaceKey(key)
+		port, ok = pb.servers[0].PodPort(), true
+	}
+	return ns, name, port, ok
+}
+
+// waitBacked blocks until the pod with this UID is backed.
+func (b *backends) waitBacked(ctx context.Context, ns, name string, uid types.UID, timeout time.Duration) (Backing, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		bk, ok, changed := b.backing(ns, name)
+		if ok && (uid == "" || bk.UID == uid) {
+			return bk, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Backing{}, fmt.Errorf("pod %s/%s not backed after %s", ns, name, timeout)
+		case <-changed:
+		}
+	}
+}
+
+// errRetry asks for the key to be synced again shortly; it is not a failure.
+var errRetry = errors.New("retry")
+
+func ownedBy(obj *unstructured.Unstructured, uid types.UID) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+func closeAll(servers []*backend.Server) {
+	for _, s := range servers {
+		s.Close()
+	}
+}

@@ -1,0 +1,297 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// AppLabel is the label every workload made here selects its pods by.
+const AppLabel = "app"
+
+// ContainerPort declares a named TCP container port.
+func ContainerPort(name string, port int32) corev1.ContainerPort {
+	return corev1.ContainerPort{Name: name, ContainerPort: port, Protocol: corev1.ProtocolTCP}
+}
+
+// ServicePort maps a Service port to a target port (a number or a name).
+func ServicePort(name string, port int32, target intstr.IntOrString) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Port: port, TargetPort: target, Protocol: corev1.ProtocolTCP}
+}
+
+// UDPServicePort is a UDP Service port, which port-forward cannot carry.
+func UDPServicePort(name string, port int32) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolUDP}
+}
+
+// CreateNamespace creates a namespace; an existing one is fine.
+func (c *Cluster) CreateNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+func podTemplate(name string, ports []corev1.ContainerPort) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{AppLabel: name}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "kubefwd-devcluster/backend", Ports: ports}},
+			// kwok deletes pods at once anyway; say so for the API's sake.
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+		},
+	}
+}
+
+// CreateDeployment creates a Deployment of replicas pods labelled app=name,
+// each declaring the given container ports.
+func (c *Cluster) CreateDeployment(ctx context.Context, ns, name string, replicas int32, ports ...corev1.ContainerPort) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{AppLabel: name}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{AppLabel: name}},
+			Template: podTemplate(name, ports),
+		},
+	}
+	out, err := c.Clientset.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create deployment %s/%s: %w", ns, name, err)
+	}
+	return out, nil
+}
+
+// CreateStatefulSet creates a StatefulSet (pods name-0, name-1, …) governed
+// by the headless Service serviceName.
+func (c *Cluster) CreateStatefulSet(ctx context.Context, ns, name, serviceName string, replicas int32, ports ...corev1.ContainerPort) (*appsv1.StatefulSet, error) {
+	s := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{AppLabel: name}},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To(replicas),
+			ServiceName:         serviceName,
+			Selector:            &metav1.LabelSelector{MatchLabels: map[string]string{AppLabel: name}},
+			Template:            podTemplate(name, ports),
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+		},
+	}
+	out, err := c.Clientset.AppsV1().StatefulSets(ns).Create(ctx, s, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create statefulset %s/%s: %w", ns, name, err)
+	}
+	return out, nil
+}
+
+// Scale sets the replicas of a Deployment or StatefulSet ("deployment" or
+// "statefulset").
+func (c *Cluster) Scale(ctx context.Context, kind, ns, name string, replicas int32) error {
+	var err error
+	switch kind {
+	case "deployment":
+		var s *autoscalingv1.Scale
+		s, err = c.Clientset.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			s.Spec.Replicas = replicas
+			_, err = c.Clientset.AppsV1().Deployments(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
+		}
+	case "statefulset":
+		var s *autoscalingv1.Scale
+		s, err = c.Clientset.AppsV1().StatefulSets(ns).GetScale(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			s.Spec.Replicas = replicas
+			_, err = c.Clientset.AppsV1().StatefulSets(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
+		}
+	default:
+		return fmt.Errorf("scale: kind %q is not deployment or statefulset", kind)
+	}
+	if err != nil {
+		return fmt.Errorf("scale %s %s/%s to %d: %w", kind, ns, name, replicas, err)
+	}
+	return nil
+}
+
+// ServiceSpec describes a Service to create.
+type ServiceSpec struct {
+	Namespace, Name string
+	// Selector is app=<Selector>; empty makes a Service without selector.
+	Selector string
+	Ports    []corev1.ServicePort
+	// Headless sets clusterIP: None.
+	Headless bool
+	// ExternalName makes an ExternalName Service pointing at this host.
+	ExternalName string
+}
+
+// CreateService creates the Service described by spec.
+func (c *Cluster) CreateService(ctx context.Context, spec ServiceSpec) (*corev1.Service, error) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: spec.Namespace},
+		Spec:       corev1.ServiceSpec{Ports: spec.Ports},
+	}
+	if spec.Selector != "" {
+		svc.Spec.Selector = map[string]string{AppLabel: spec.Selector}
+	}
+	if spec.Headless {
+		svc.Spec.ClusterIP = corev1.ClusterIPNone
+	}
+	if spec.ExternalName != "" {
+		svc.Spec.Type = corev1.ServiceTypeExternalName
+		svc.Spec.ExternalName = spec.ExternalName
+	}
+	out, err := c.Clientset.CoreV1().Services(spec.Namespace).Create(ctx, svc, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create service %s/%s: %w", spec.Namespace, spec.Name, err)
+	}
+	return out, nil
+}
+
+// CreateEndpointSliceForPod creates a hand-made EndpointSlice for a Service
+// without selector, pointing at one pod (its IP and a targetRef) on port.
+func (c *Cluster) CreateEndpointSliceForPod(ctx context.Context, ns, service string, pod *corev1.Pod, portName string, port int32) (*discoveryv1.EndpointSlice, error) {
+	if pod.Status.PodIP == "" {
+		return nil, fmt.Errorf("pod %s/%s has no IP yet", pod.Namespace, pod.Name)
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      service + "-manual",
+			Namespace: ns,
+			// Ties the slice to its Service; the endpointslice controller
+			// leaves slices without its managed-by label alone.
+			Labels: map[string]string{discoveryv1.LabelServiceName: service, discoveryv1.LabelManagedBy: "kubefwd-devcluster"},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{pod.Status.PodIP},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+			NodeName:   ptr.To(pod.Spec.NodeName),
+		}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To(portName), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	out, err := c.Clientset.DiscoveryV1().EndpointSlices(ns).Create(ctx, es, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create endpointslice for %s/%s: %w", ns, service, err)
+	}
+	return out, nil
+}
+
+// Pods lists the pods labelled app=app, oldest first.
+func (c *Cluster) Pods(ctx context.Context, ns, app string) ([]corev1.Pod, error) {
+	list, err := c.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{AppLabel: app}).String(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// DeletePod deletes a pod and waits until it is gone.
+func (c *Cluster) DeletePod(ctx context.Context, ns, name string) error {
+	pod, err := c.Clientset.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("delete pod %s/%s: %w", ns, name, err)
+	}
+	uid := pod.UID
+	if err := c.Clientset.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
+		return fmt.Errorf("delete pod %s/%s: %w", ns, name, err)
+	}
+	return Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := c.Clientset.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return err == nil && p.UID != uid, nil
+	})
+}
+
+// Backing reports how a pod is currently backed, if it is.
+func (c *Cluster) Backing(ns, pod string) (Backing, bool) {
+	b, ok, _ := c.backends.backing(ns, pod)
+	return b, ok
+}
+
+// WaitBacked waits until the pod (with this UID, if given) has its backends
+// and PortForward.
+func (c *Cluster) WaitBacked(ctx context.Context, ns, pod string, uid string) (Backing, error) {
+	return c.backends.waitBacked(ctx, ns, pod, types.UID(uid), time.Minute)
+}
+
+// LastBacked names the pod whose PortForward the harness wrote last, and one
+// of its ports. Once a port-forward to it works, kwok has seen every earlier
+// PortForward too.
+func (c *Cluster) LastBacked() (ns, pod string, port int32, ok bool) {
+	return c.backends.lastWritten()
+}
+
+// WaitServing waits until the pod is backed and answers GET / through the
+// real port-forward path on its first declared port.
+func (c *Cluster) WaitServing(ctx context.Context, ns, pod string) error {
+	b, err := c.WaitBacked(ctx, ns, pod, "")
+	if err != nil {
+		return err
+	}
+	var port int32
+	for p := range b.Ports {
+		port = p
+		break
+	}
+	if port == 0 {
+		return fmt.Errorf("pod %s/%s declares no TCP port to probe", ns, pod)
+	}
+	var last error
+	err = Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, last = c.PortForwardGet(ctx, ns, pod, port, "/")
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (last error: %v)", err, last)
+	}
+	return nil
+}
+
+// WaitServiceReady waits until the Service's EndpointSlices list want ready
+// endpoints and every one of those pods is backed. It returns the pods.
+func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want int, timeout time.Duration) ([]string, error) {
+	var pods []string
+	err := Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
+		list, err := c.Clientset.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
+			LabelSelector: discoveryv1.LabelServiceName + "=" + service,
+		})
+		if err != nil {
+			return false, nil
+		}
+		pods = pods[:0]
+		for _, es := range list.Items {
+			for _, ep := range es.Endpoints {
+				if ep.Conditions.Ready != nil && *ep.Conditions.Ready && ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
+					pods = append(pods, ep.TargetRef.Name)
+				}
+			}
+		}
+		if len(pods) != want {
+			return false, nil
+		}
+		for _, p := range pods {
+			if _, ok := c.Backing(ns, p); !ok {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service %s/%s: want %d ready, backed endpoints (have %v): %w", ns, service, want, pods, err)
+	}
+	return pods, nil
+}
