@@ -44,7 +44,7 @@ func Parse(s string) (Spec, error) {
 		if err1 != nil || err2 != nil || ns < 1 || svcs < 1 {
 			return Spec{}, fmt.Errorf("seed %q: N and M must be positive integers, e.g. scale:5x100", s)
 		}
-		if ns*svcs > MaxScale {
+		if ns > MaxScale || svcs > MaxScale || ns*svcs > MaxScale { // each first: the product may overflow
 			return Spec{}, fmt.Errorf("seed %q: %d Services is more than the limit of %d", s, ns*svcs, MaxScale)
 		}
 		return Spec{Name: "scale", Namespaces: ns, ServicesPerNamespace: svcs}, nil

@@ -1,0 +1,71 @@
+// Package cli is kubefwd's command tree: one file per verb, each with its
+// options bound to flags, and Main, which maps errors to exit codes.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes. Scripts and tools (Tilt) tell failures apart by these.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // a runtime failure
+	ExitUsage   = 2 // bad flags, arguments or input files
+)
+
+// Streams are the standard streams a command talks to: results go to Out,
+// information and errors to Err.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// UsageError marks an error in the user's input; Main exits with ExitUsage.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Main runs kubefwd with args and returns the process exit code.
+func Main(args []string, streams Streams) int {
+	root := NewRoot(streams)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(streams.Err, "kubefwd: %v\n", err)
+	var usage UsageError
+	if errors.As(err, &usage) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// NewRoot builds the command tree.
+func NewRoot(streams Streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kubefwd",
+		Short: "Reach every Service of a Kubernetes cluster by its in-cluster name and port",
+		// Main prints errors once, in one sentence; cobra must not add its own.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return UsageError{fmt.Errorf("unknown command %q; run 'kubefwd --help' for the list", args[0])}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
+	root.AddCommand(newVersionCommand(streams))
+	return root
+}

@@ -1,0 +1,79 @@
+package backend
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestHandler(t *testing.T) {
+	h := Handler("demo", "web-1", 8080)
+	for _, tc := range []struct {
+		method, target, body string
+		wantStatus           int
+		wantBody             string
+	}{
+		{"GET", "/", "", 200, "pod=demo/web-1 port=8080\n"},
+		{"GET", "/bytes?n=0", "", 200, ""},
+		{"GET", "/bytes?n=5", "", 200, "abcde"},
+		{"GET", "/bytes?n=-1", "", 400, ""},
+		{"GET", "/bytes?n=x", "", 400, ""},
+		{"GET", "/bytes", "", 400, ""},
+		{"POST", "/echo", "hello\x00world", 200, "hello\x00world"},
+		{"GET", "/nope", "", 404, ""},
+		{"POST", "/", "", 405, ""},
+	} {
+		req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.wantStatus {
+			t.Errorf("%s %s: status %d, want %d", tc.method, tc.target, rec.Code, tc.wantStatus)
+			continue
+		}
+		if tc.wantStatus == 200 && rec.Body.String() != tc.wantBody {
+			t.Errorf("%s %s: body %q, want %q", tc.method, tc.target, rec.Body.String(), tc.wantBody)
+		}
+	}
+}
+
+func TestBytesLengthIsExact(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Handler("a", "b", 1).ServeHTTP(rec, httptest.NewRequest("GET", "/bytes?n=200001", nil))
+	if rec.Body.Len() != 200001 || rec.Header().Get("Content-Length") != "200001" {
+		t.Fatalf("got %d bytes, Content-Length %q", rec.Body.Len(), rec.Header().Get("Content-Length"))
+	}
+}
+
+// A real server keeps connections alive and closes them on Close, as a
+// dying pod would.
+func TestServerKeepAliveAndClose(t *testing.T) {
+	s, err := Start("ns", "pod", 5432)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(int(s.Port())) + "/"
+	client := &http.Client{}
+	for range 3 {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "pod=ns/pod port=5432\n" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if s.PodPort() != 5432 {
+		t.Fatalf("PodPort = %d", s.PodPort())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Get(url); err == nil {
+		t.Fatal("server still answers after Close")
+	}
+}
