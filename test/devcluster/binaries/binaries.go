@@ -101,6 +101,7 @@ func Ensure(ctx context.Context, opts Options) (Set, error) {
 	dir := filepath.Join(root, key)
 	set := Set{Dir: dir, KubeVersion: pins.kube}
 	if complete(dir) {
+		markUsed(dir)
 		return set, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -119,7 +120,38 @@ func Ensure(ctx context.Context, opts Options) (Set, error) {
 	if err := build(ctx, logw, toolsDir, dir, pins); err != nil {
 		return Set{}, err
 	}
+	pruneUnused(root, key, logw)
 	return set, nil
+}
+
+// unusedFor is how long a set of binaries for other pins is kept after its
+// last use. Each set is about half a gigabyte.
+const unusedFor = 14 * 24 * time.Hour
+
+// markUsed records that a set was used, so pruneUnused keeps it.
+func markUsed(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(dir, completeMarker), now, now)
+}
+
+// pruneUnused removes sets of other pins that nobody used for unusedFor.
+func pruneUnused(root, keep string, logw io.Writer) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == keep || strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		info, err := os.Stat(filepath.Join(root, e.Name(), completeMarker))
+		if err != nil || time.Since(info.ModTime()) < unusedFor {
+			continue
+		}
+		fmt.Fprintf(logw, "devcluster: removing binaries unused since %s: %s\n", info.ModTime().Format(time.DateOnly), e.Name())
+		_ = os.RemoveAll(filepath.Join(root, e.Name()))
+		_ = os.Remove(filepath.Join(root, e.Name()+".lock"))
+	}
 }
 
 func complete(dir string) bool {

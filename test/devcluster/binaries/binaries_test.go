@@ -1,10 +1,12 @@
 package binaries
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeTools(t *testing.T, gomod string) string {
@@ -91,5 +93,33 @@ func TestRepositoryPins(t *testing.T) {
 	}
 	if _, err := readPins(dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPruneUnused(t *testing.T) {
+	root := t.TempDir()
+	mk := func(name string, age time.Duration) {
+		dir := filepath.Join(root, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		marker := filepath.Join(dir, completeMarker)
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-age)
+		if err := os.Chtimes(marker, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("current", 100*24*time.Hour)
+	mk("recent", 24*time.Hour)
+	mk("stale", 30*24*time.Hour)
+	pruneUnused(root, "current", io.Discard)
+	for name, want := range map[string]bool{"current": true, "recent": true, "stale": false} {
+		_, err := os.Stat(filepath.Join(root, name))
+		if got := err == nil; got != want {
+			t.Errorf("%s kept = %v, want %v", name, got, want)
+		}
 	}
 }

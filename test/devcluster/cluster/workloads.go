@@ -93,27 +93,28 @@ func (c *Cluster) CreateStatefulSet(ctx context.Context, ns, name, serviceName s
 	return out, nil
 }
 
+// scaler is what Deployments and StatefulSets have in common for scaling.
+type scaler interface {
+	GetScale(ctx context.Context, name string, opts metav1.GetOptions) (*autoscalingv1.Scale, error)
+	UpdateScale(ctx context.Context, name string, scale *autoscalingv1.Scale, opts metav1.UpdateOptions) (*autoscalingv1.Scale, error)
+}
+
 // Scale sets the replicas of a Deployment or StatefulSet ("deployment" or
 // "statefulset").
 func (c *Cluster) Scale(ctx context.Context, kind, ns, name string, replicas int32) error {
-	var err error
+	var client scaler
 	switch kind {
 	case "deployment":
-		var s *autoscalingv1.Scale
-		s, err = c.Clientset.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			s.Spec.Replicas = replicas
-			_, err = c.Clientset.AppsV1().Deployments(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
-		}
+		client = c.Clientset.AppsV1().Deployments(ns)
 	case "statefulset":
-		var s *autoscalingv1.Scale
-		s, err = c.Clientset.AppsV1().StatefulSets(ns).GetScale(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			s.Spec.Replicas = replicas
-			_, err = c.Clientset.AppsV1().StatefulSets(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{})
-		}
+		client = c.Clientset.AppsV1().StatefulSets(ns)
 	default:
 		return fmt.Errorf("scale: kind %q is not deployment or statefulset", kind)
+	}
+	s, err := client.GetScale(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		s.Spec.Replicas = replicas
+		_, err = client.UpdateScale(ctx, name, s, metav1.UpdateOptions{})
 	}
 	if err != nil {
 		return fmt.Errorf("scale %s %s/%s to %d: %w", kind, ns, name, replicas, err)

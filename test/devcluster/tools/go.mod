@@ -1,6 +1,11 @@
 // Module tools pins the exact versions of the binaries the devcluster runs.
 // It is separate from the project's module so that k8s.io/kubernetes never
 // enters kubefwd's own dependency graph.
+//
+// Kubernetes: the newest 1.36 patch release whose checksum the Go checksum
+// database can verify (v1.36.5 is on the module proxy but not in sum.golang.org).
+// etcd: the version Kubernetes 1.36 ships with (build/dependencies.yaml).
+// kwok: the latest release. `test/devcluster/binaries` reads these pins.
 module github.com/kubefwd/kubefwd/test/devcluster/tools
 
 go 1.26.0
