@@ -188,8 +188,13 @@ func TestDeletedPodIsReplacedAndBacked(t *testing.T) {
 			t.Fatalf("replacement %s answered %q, %v", p, body, err)
 		}
 	}
-	if _, ok := c.Backing("demo", victim); ok {
-		t.Errorf("deleted pod %s is still backed", victim)
+	// The harness's informer may trail the API by a moment.
+	err = cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		_, ok := c.Backing("demo", victim)
+		return !ok, nil
+	})
+	if err != nil {
+		t.Errorf("deleted pod %s is still backed: %v", victim, err)
 	}
 
 	old, err := c.Clientset.CoreV1().Pods("demo").Get(ctx, "db-0", metav1.GetOptions{})
