@@ -54,6 +54,9 @@ type Options struct {
 	Log io.Writer
 	// Binaries to run; the zero value builds or reuses the cached set.
 	Binaries binaries.Set
+	// ExtraArgs are passed to components as kwokctl's --extra-args
+	// "component=flag=value", e.g. "kube-apiserver=feature-gates=PortForwardWebsockets=false".
+	ExtraArgs []string
 }
 
 // Cluster is a running devcluster. Stop it when done.
@@ -68,11 +71,12 @@ type Cluster struct {
 	Dynamic    dynamic.Interface
 	Binaries   binaries.Set
 
-	root     string // our directory: KWOK_WORKDIR plus bookkeeping
-	log      io.Writer
-	backends *backends
-	stopBack context.CancelFunc
-	apiProc  *apiserverProcess
+	root      string // our directory: KWOK_WORKDIR plus bookkeeping
+	extraArgs []string
+	log       io.Writer
+	backends  *backends
+	stopBack  context.CancelFunc
+	apiProc   *apiserverProcess
 }
 
 // Root is the directory under which every devcluster keeps its files.
@@ -116,6 +120,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	c = &Cluster{
+		extraArgs:  opts.ExtraArgs,
 		Name:       name,
 		Kubeconfig: filepath.Join(root, "kubeconfig"),
 		Context:    "kwok-" + name,
@@ -187,6 +192,9 @@ func (c *Cluster) create(ctx context.Context) error {
 		"--extra-args", "kube-controller-manager=service-cluster-ip-range=" + ServiceCIDR,
 		"--quiet-pull",
 		"--wait", "2m",
+	}
+	for _, a := range c.extraArgs {
+		args = append(args, "--extra-args", a)
 	}
 	start := time.Now()
 	fmt.Fprintf(c.log, "devcluster: starting cluster %s (apiserver on 127.0.0.1:%d)\n", c.Name, ports[0])

@@ -77,11 +77,12 @@ func Shared(t testing.TB) *cluster.Cluster {
 }
 
 // New starts a cluster for this test alone and stops it when the test ends,
-// whether it passed or not.
-func New(t testing.TB) *cluster.Cluster {
+// whether it passed or not. extraArgs go to the components, as
+// cluster.Options.ExtraArgs.
+func New(t testing.TB, extraArgs ...string) *cluster.Cluster {
 	t.Helper()
 	preflight(t)
-	c, err := start(testLog{t})
+	c, err := start(testLog{t}, extraArgs...)
 	if err != nil {
 		fail(t, err)
 	}
@@ -119,14 +120,14 @@ func preflight(t testing.TB) {
 // Go module proxy that is a missing prerequisite, not a test failure.
 type buildError struct{ error }
 
-func start(logw io.Writer) (*cluster.Cluster, error) {
+func start(logw io.Writer, extraArgs ...string) (*cluster.Cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	bins, err := binaries.Ensure(ctx, binaries.Options{Log: os.Stderr})
 	if err != nil {
 		return nil, buildError{err}
 	}
-	c, err := cluster.Start(ctx, cluster.Options{Binaries: bins, Log: logw})
+	c, err := cluster.Start(ctx, cluster.Options{Binaries: bins, Log: logw, ExtraArgs: extraArgs})
 	if err != nil {
 		return nil, err
 	}

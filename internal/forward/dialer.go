@@ -1,0 +1,139 @@
+// Package forward carries TCP connections to pods over the Kubernetes
+// port-forward protocol: one multiplexed tunnel per pod, many independent
+// streams on it. It speaks the stream protocol over client-go's dialers and
+// httpstream itself, rather than using portforward.PortForwarder, because
+// that tears down every stream when one fails and pins a single pod.
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+	streamhttp "k8s.io/streaming/pkg/httpstream"
+)
+
+// Pod names a pod.
+type Pod struct{ Namespace, Name string }
+
+func (p Pod) String() string { return p.Namespace + "/" + p.Name }
+
+// Protocols a tunnel can run on.
+const (
+	ProtocolWebSocket = "websocket" // SPDY tunnelled over a WebSocket (kubectl ≥ 1.31)
+	ProtocolSPDY      = "spdy"      // plain SPDY upgrade
+)
+
+// WebSocketsEnv is kubectl's switch for the WebSocket transport; "false"
+// makes us use SPDY only, as kubectl does.
+const WebSocketsEnv = "KUBECTL_PORT_FORWARD_WEBSOCKETS"
+
+// DialerOptions configures a Dialer. The zero value is ready to use.
+type DialerOptions struct {
+	// Timeout bounds opening a tunnel (TCP, TLS and the upgrade). Default 15s.
+	Timeout time.Duration
+	// DisableWebSockets forces plain SPDY. NewDialer also sets it when
+	// KUBECTL_PORT_FORWARD_WEBSOCKETS=false is in the environment.
+	DisableWebSockets bool
+}
+
+// Dialer opens tunnels to pods of one cluster.
+type Dialer struct {
+	config     *rest.Config
+	client     rest.Interface
+	transport  http.RoundTripper
+	upgrader   spdy.Upgrader
+	timeout    time.Duration
+	websockets bool
+}
+
+// NewDialer prepares a Dialer for the cluster that config points at.
+func NewDialer(config *rest.Config, opts DialerOptions) (*Dialer, error) {
+	transport, upgrader, err := spdy.RoundTripperFor(config)
+	if err != nil {
+		return nil, fmt.Errorf("port-forward transport: %w", err)
+	}
+	core, err := corev1client.NewForConfig(config)
+	if err != nil {
+		return nil, fmt.Errorf("port-forward client: %w", err)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	websockets := !opts.DisableWebSockets
+	if v, ok := os.LookupEnv(WebSocketsEnv); ok {
+		if on, err := strconv.ParseBool(v); err == nil && !on {
+			websockets = false
+		}
+	}
+	return &Dialer{config: config, client: core.RESTClient(), transport: transport, upgrader: upgrader, timeout: timeout, websockets: websockets}, nil
+}
+
+// URL is the portforward subresource of a pod.
+func (d *Dialer) URL(pod Pod) *url.URL {
+	return d.client.Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
+}
+
+// Dial opens a tunnel to pod: SPDY over WebSocket first, plain SPDY when the
+// server (or a proxy on the way) cannot upgrade to WebSocket, as kubectl does.
+func (d *Dialer) Dial(ctx context.Context, pod Pod) (*Tunnel, error) {
+	u := d.URL(pod)
+	var dialer streamhttp.Dialer = spdy.NewDialerForStreaming(d.upgrader, &http.Client{Transport: d.transport}, http.MethodPost, u)
+	protocol := ProtocolSPDY
+	if d.websockets {
+		ws, err := portforward.NewSPDYOverWebsocketDialerForStreaming(u, d.config)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel to pod %s: %w", pod, err)
+		}
+		protocol = ProtocolWebSocket
+		dialer = portforward.NewFallbackDialerForStreaming(ws, dialer, func(err error) bool {
+			if streamhttp.IsUpgradeFailure(err) || streamhttp.IsHTTPSProxyError(err) {
+				protocol = ProtocolSPDY // read only after the dial is done
+				return true
+			}
+			return false
+		})
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	type result struct {
+		conn streamhttp.Connection
+		err  error
+	}
+	done := make(chan result, 1)
+	// client-go's dialers take no context. The goroutine ends when the dial
+	// does (the transport's TCP keepalive bounds even a silent peer); if we
+	// gave up first, it closes the late connection.
+	go func() {
+		conn, _, err := dialer.Dial(portforward.PortForwardProtocolV1Name)
+		done <- result{conn, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("tunnel to pod %s: %w", pod, r.err)
+		}
+		return newTunnel(pod, r.conn, protocol), nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("tunnel to pod %s: no answer within %s", pod, d.timeout)
+		}
+		return nil, fmt.Errorf("tunnel to pod %s: %w", pod, ctx.Err())
+	}
+}

@@ -1,0 +1,230 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	streamhttp "k8s.io/streaming/pkg/httpstream"
+)
+
+// ErrTunnelClosed is returned for work on a tunnel that has been closed.
+var ErrTunnelClosed = errors.New("tunnel closed")
+
+// Tunnel is one port-forward connection to one pod. Any number of streams
+// (one per forwarded TCP connection) share it; each is independent of the
+// others: a stream that fails leaves its siblings alone.
+type Tunnel struct {
+	pod      Pod
+	protocol string
+	conn     streamhttp.Connection
+	nextID   atomic.Uint64
+	done     chan struct{}
+
+	mu       sync.Mutex
+	open     int       // streams not yet closed; guarded by mu
+	lastUsed time.Time // when open last dropped to zero; guarded by mu
+	closed   bool      // guarded by mu
+}
+
+func newTunnel(pod Pod, conn streamhttp.Connection, protocol string) *Tunnel {
+	t := &Tunnel{pod: pod, protocol: protocol, conn: conn, done: make(chan struct{}), lastUsed: time.Now()}
+	go func() {
+		<-conn.CloseChan()
+		t.markClosed()
+	}()
+	return t
+}
+
+// Pod is the pod this tunnel reaches.
+func (t *Tunnel) Pod() Pod { return t.pod }
+
+// Protocol is ProtocolWebSocket or ProtocolSPDY.
+func (t *Tunnel) Protocol() string { return t.protocol }
+
+// Done is closed once the tunnel is closed, by us or by the other side.
+func (t *Tunnel) Done() <-chan struct{} { return t.done }
+
+// Idle reports how long the tunnel has had no open stream (0 if it has one).
+func (t *Tunnel) Idle() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.open > 0 {
+		return 0
+	}
+	return time.Since(t.lastUsed)
+}
+
+// Streams is the number of open streams.
+func (t *Tunnel) Streams() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.open
+}
+
+// Close closes the tunnel and every stream on it.
+func (t *Tunnel) Close() error {
+	err := t.conn.Close()
+	t.markClosed()
+	return err
+}
+
+func (t *Tunnel) markClosed() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.closed = true
+		close(t.done)
+	}
+}
+
+// Open starts a stream to port of the pod. Creating a stream waits for the
+// other side to accept it; if that does not happen before ctx ends, the
+// tunnel is presumed dead and closed, so the caller can redial.
+func (t *Tunnel) Open(ctx context.Context, port int32) (*Stream, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, ErrTunnelClosed
+	}
+	t.open++
+	t.mu.Unlock()
+
+	s, err := t.openStreams(ctx, port)
+	if err != nil {
+		t.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (t *Tunnel) openStreams(ctx context.Context, port int32) (*Stream, error) {
+	h := http.Header{}
+	h.Set(corev1.StreamType, corev1.StreamTypeError)
+	h.Set(corev1.PortHeader, strconv.Itoa(int(port)))
+	h.Set(corev1.PortForwardRequestIDHeader, strconv.FormatUint(t.nextID.Add(1), 10))
+	errs, err := t.createStream(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	// We never write on the error stream: close our half at once.
+	errs.Close()
+	h.Set(corev1.StreamType, corev1.StreamTypeData)
+	data, err := t.createStream(ctx, h)
+	if err != nil {
+		errs.Reset()
+		t.conn.RemoveStreams(errs)
+		return nil, err
+	}
+	s := &Stream{tunnel: t, port: port, data: data, errs: errs, remote: make(chan struct{})}
+	go s.readRemoteError()
+	return s, nil
+}
+
+func (t *Tunnel) createStream(ctx context.Context, h http.Header) (streamhttp.Stream, error) {
+	type result struct {
+		s   streamhttp.Stream
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := t.conn.CreateStream(h)
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("stream to pod %s port %s: %w", t.pod, h.Get(corev1.PortHeader), r.err)
+		}
+		return r.s, nil
+	case <-ctx.Done():
+		// An unanswered stream means a dead connection: close it, which also
+		// ends the CreateStream above.
+		t.Close()
+		return nil, fmt.Errorf("stream to pod %s port %s: no answer (%w); tunnel closed", t.pod, h.Get(corev1.PortHeader), ctx.Err())
+	}
+}
+
+func (t *Tunnel) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.open--
+	if t.open == 0 {
+		t.lastUsed = time.Now()
+	}
+}
+
+// Stream is one TCP connection to a pod's port, carried on a tunnel.
+type Stream struct {
+	tunnel     *Tunnel
+	port       int32
+	data, errs streamhttp.Stream
+	remote     chan struct{} // closed when the error stream ends
+	remoteErr  error         // what the other side reported; set before remote closes
+	closeOnce  sync.Once
+}
+
+// readRemoteError waits for the pod side to report on the error stream. The
+// kubelet writes there when it could not reach the port, then closes it.
+func (s *Stream) readRemoteError() {
+	defer close(s.remote)
+	// A read error here is our own Close resetting the stream; only a
+	// message from the other side is a verdict.
+	msg, _ := io.ReadAll(io.LimitReader(s.errs, 64<<10))
+	if m := strings.TrimSpace(string(msg)); m != "" {
+		s.remoteErr = &RemoteError{Pod: s.tunnel.pod, Port: s.port, Message: m}
+	}
+}
+
+// Read reads what the pod sent.
+func (s *Stream) Read(p []byte) (int, error) { return s.data.Read(p) }
+
+// Write sends to the pod.
+func (s *Stream) Write(p []byte) (int, error) { return s.data.Write(p) }
+
+// CloseWrite tells the pod that no more data will come (a TCP half-close).
+func (s *Stream) CloseWrite() error { return s.data.Close() }
+
+// Close ends the stream in both directions and releases it from its tunnel.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() {
+		s.data.Reset()
+		s.errs.Reset()
+		s.tunnel.conn.RemoveStreams(s.data, s.errs)
+		s.tunnel.release()
+	})
+	return nil
+}
+
+// RemoteErr waits up to wait for the pod side's verdict on this stream and
+// returns it: a *RemoteError when the port could not be reached, nil when
+// the stream ended cleanly or nothing was reported in time.
+func (s *Stream) RemoteErr(wait time.Duration) error {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.remote:
+		return s.remoteErr
+	case <-t.C:
+		return nil
+	}
+}
+
+// RemoteError is the kubelet's report that it could not forward a stream.
+type RemoteError struct {
+	Pod     Pod
+	Port    int32
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("pod %s port %d: %s", e.Pod, e.Port, e.Message)
+}
