@@ -1,0 +1,175 @@
+package forward
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// TunnelDialer opens tunnels; *Dialer is the real one.
+type TunnelDialer interface {
+	Dial(ctx context.Context, pod Pod) (*Tunnel, error)
+}
+
+// DefaultIdleTimeout is how long a tunnel without streams stays open.
+const DefaultIdleTimeout = 2 * time.Minute
+
+// Pool keeps at most one tunnel per pod: opened on first use, shared by all
+// streams to that pod, replaced when it breaks, closed when idle.
+type Pool struct {
+	dialer TunnelDialer
+	idle   time.Duration
+
+	mu      sync.Mutex
+	tunnels map[Pod]*poolEntry // guarded by mu
+}
+
+type poolEntry struct {
+	ready chan struct{} // closed when the dial is done
+	t     *Tunnel
+	err   error
+}
+
+// NewPool returns a pool that dials with d and closes tunnels idle for
+// longer than idle (DefaultIdleTimeout if zero).
+func NewPool(d TunnelDialer, idle time.Duration) *Pool {
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	return &Pool{dialer: d, idle: idle, tunnels: map[Pod]*poolEntry{}}
+}
+
+// Get returns a live tunnel to pod, dialing one if needed. Concurrent callers
+// for the same pod share one dial.
+func (p *Pool) Get(ctx context.Context, pod Pod) (*Tunnel, error) {
+	for {
+		p.mu.Lock()
+		e := p.tunnels[pod]
+		if e == nil {
+			e = &poolEntry{ready: make(chan struct{})}
+			p.tunnels[pod] = e
+			p.mu.Unlock()
+			p.dial(ctx, pod, e)
+			return e.t, e.err
+		}
+		p.mu.Unlock()
+
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if e.err != nil {
+			return nil, e.err
+		}
+		select {
+		case <-e.t.Done():
+			p.remove(pod, e) // broken: forget it and dial anew
+			continue
+		default:
+			return e.t, nil
+		}
+	}
+}
+
+// dial fills e. It does not use the caller's cancellation: other callers
+// may be waiting on the same dial (the dialer has its own deadline).
+func (p *Pool) dial(ctx context.Context, pod Pod, e *poolEntry) {
+	e.t, e.err = p.dialer.Dial(context.WithoutCancel(ctx), pod)
+	close(e.ready)
+	if e.err != nil {
+		p.remove(pod, e) // the next Get tries again
+	}
+}
+
+func (p *Pool) remove(pod Pod, e *poolEntry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tunnels[pod] == e {
+		delete(p.tunnels, pod)
+	}
+}
+
+// Forget closes the tunnel to pod, if any (the pod is gone, or the user
+// asked for a refresh). Streams on it end.
+func (p *Pool) Forget(pod Pod) {
+	p.mu.Lock()
+	e := p.tunnels[pod]
+	delete(p.tunnels, pod)
+	p.mu.Unlock()
+	closeEntry(e)
+}
+
+// CloseAll closes every tunnel.
+func (p *Pool) CloseAll() {
+	p.mu.Lock()
+	entries := p.tunnels
+	p.tunnels = map[Pod]*poolEntry{}
+	p.mu.Unlock()
+	for _, e := range entries {
+		closeEntry(e)
+	}
+}
+
+// Len is the number of tunnels open or being dialed.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.tunnels)
+}
+
+func closeEntry(e *poolEntry) {
+	if e == nil {
+		return
+	}
+	// A dial in flight is closed when it completes.
+	go func() {
+		<-e.ready
+		if e.t != nil {
+			e.t.Close()
+		}
+	}()
+}
+
+// Run closes idle and broken tunnels until ctx ends, then closes them all.
+func (p *Pool) Run(ctx context.Context) {
+	tick := time.NewTicker(p.idle / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.CloseAll()
+			return
+		case <-tick.C:
+			p.reap()
+		}
+	}
+}
+
+func (p *Pool) reap() {
+	p.mu.Lock()
+	var stale []*poolEntry
+	for pod, e := range p.tunnels {
+		select {
+		case <-e.ready:
+		default:
+			continue // still dialing
+		}
+		if e.t == nil {
+			continue
+		}
+		select {
+		case <-e.t.Done():
+		default:
+			if e.t.Idle() < p.idle {
+				continue
+			}
+		}
+		delete(p.tunnels, pod)
+		stale = append(stale, e)
+	}
+	p.mu.Unlock()
+	for _, e := range stale {
+		e.t.Close()
+	}
+}

@@ -1,0 +1,274 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Endpoint is one place a connection can go: a pod and its port.
+type Endpoint struct {
+	Pod  Pod
+	Port int32
+}
+
+func (e Endpoint) String() string { return fmt.Sprintf("%s:%d", e.Pod, e.Port) }
+
+// Picker chooses the endpoint for a new connection.
+type Picker interface {
+	// Pick returns a ready endpoint, preferring ones not in tried. When none
+	// is ready it waits until one is or ctx ends.
+	Pick(ctx context.Context, tried []Endpoint) (Endpoint, error)
+}
+
+// Counters accumulate traffic; safe for concurrent use.
+type Counters struct {
+	BytesIn  atomic.Int64 // from pods to clients
+	BytesOut atomic.Int64 // from clients to pods
+	Active   atomic.Int64 // connections being served
+	Failed   atomic.Int64 // connections closed without reaching a pod
+	Retried  atomic.Int64 // streams retried on another endpoint before the first byte
+}
+
+// ProxyOptions tune a Proxy; zero values pick the defaults.
+type ProxyOptions struct {
+	// WaitForEndpoint bounds how long a connection waits for a ready
+	// endpoint before it is closed. Default 30s.
+	WaitForEndpoint time.Duration
+	// StreamTimeout bounds opening a stream on a tunnel. Default 10s.
+	StreamTimeout time.Duration
+	// Attempts is how many endpoints a connection tries before giving up,
+	// as long as no byte has come back. Default 3.
+	Attempts int
+	// ReplayLimit is how much of what the client sent before the first byte
+	// came back is kept to resend on a retry. Default 64 KiB.
+	ReplayLimit int
+}
+
+// Proxy carries accepted connections to pods through a Pool.
+type Proxy struct {
+	pool *Pool
+	log  *slog.Logger
+	opts ProxyOptions
+}
+
+// NewProxy returns a Proxy using pool.
+func NewProxy(pool *Pool, log *slog.Logger, opts ProxyOptions) *Proxy {
+	if opts.WaitForEndpoint <= 0 {
+		opts.WaitForEndpoint = 30 * time.Second
+	}
+	if opts.StreamTimeout <= 0 {
+		opts.StreamTimeout = 10 * time.Second
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 3
+	}
+	if opts.ReplayLimit <= 0 {
+		opts.ReplayLimit = 64 << 10
+	}
+	return &Proxy{pool: pool, log: log, opts: opts}
+}
+
+// Serve carries client to an endpoint chosen by picker and back, and closes
+// client when done. If a stream fails before the pod sent anything, it tries
+// another endpoint, resending what the client had sent: the client never
+// notices. name identifies the forward in logs.
+func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker Picker, c *Counters) {
+	defer client.Close()
+	c.Active.Add(1)
+	defer c.Active.Add(-1)
+
+	r := &replay{limit: p.opts.ReplayLimit}
+	var tried []Endpoint
+	var lastErr error
+	for attempt := 0; attempt < p.opts.Attempts; attempt++ {
+		if attempt > 0 {
+			c.Retried.Add(1)
+		}
+		pickCtx, cancel := context.WithTimeout(ctx, p.opts.WaitForEndpoint)
+		ep, err := picker.Pick(pickCtx, tried)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				lastErr = fmt.Errorf("no ready endpoint within %s", p.opts.WaitForEndpoint)
+			}
+			break
+		}
+		tried = append(tried, ep)
+		s, err := p.open(ctx, ep)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		retry, err := p.pipe(client, s, r, c)
+		if !retry {
+			if r.wasAnswered() || err == nil {
+				if err != nil {
+					p.log.Debug("connection ended with an error", "forward", name, "endpoint", ep.String(), "err", err)
+				}
+				return
+			}
+			lastErr = err
+			break
+		}
+		lastErr = err
+		p.log.Debug("stream failed before the first byte; trying another endpoint", "forward", name, "endpoint", ep.String(), "err", err)
+	}
+	c.Failed.Add(1)
+	if lastErr != nil && ctx.Err() == nil {
+		p.log.Warn("connection closed without reaching a pod", "forward", name, "client", client.RemoteAddr().String(), "err", lastErr)
+	}
+}
+
+// open starts a stream to ep, redialing once if the pooled tunnel turns out
+// to be closed.
+func (p *Proxy) open(ctx context.Context, ep Endpoint) (*Stream, error) {
+	for range 2 {
+		t, err := p.pool.Get(ctx, ep.Pod)
+		if err != nil {
+			return nil, err
+		}
+		sctx, cancel := context.WithTimeout(ctx, p.opts.StreamTimeout)
+		s, err := t.Open(sctx, ep.Port)
+		cancel()
+		if errors.Is(err, ErrTunnelClosed) {
+			continue
+		}
+		return s, err
+	}
+	return nil, ErrTunnelClosed
+}
+
+// replay keeps what the client sent until the pod answers, so a failed
+// stream can be retried elsewhere without the client knowing.
+type replay struct {
+	mu       sync.Mutex
+	buf      []byte
+	limit    int
+	overflow bool
+	answered bool // the pod sent a byte: no retry any more, stop recording
+}
+
+func (r *replay) record(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.answered || r.overflow {
+		return
+	}
+	if len(r.buf)+len(b) > r.limit {
+		r.overflow, r.buf = true, nil
+		return
+	}
+	r.buf = append(r.buf, b...)
+}
+
+func (r *replay) pending() (b []byte, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf, !r.overflow
+}
+
+func (r *replay) wasAnswered() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.answered
+}
+
+func (r *replay) markAnswered() {
+	r.mu.Lock()
+	r.answered, r.buf = true, nil
+	r.mu.Unlock()
+}
+
+// pipe copies between client and s until both directions are done. It
+// reports retry=true when the stream failed before the pod sent a byte and
+// what the client sent is still replayable; client is then left open.
+func (p *Proxy) pipe(client net.Conn, s *Stream, r *replay, c *Counters) (retry bool, err error) {
+	if b, _ := r.pending(); len(b) > 0 {
+		if _, err := s.Write(b); err != nil {
+			s.Close()
+			_, ok := r.pending()
+			return ok, err
+		}
+	}
+
+	upDone := make(chan error, 1)
+	go func() { upDone <- p.upstream(client, s, r, c) }()
+
+	buf := make([]byte, 32<<10)
+	n, rerr := s.Read(buf)
+	if n == 0 {
+		// Nothing came back. If the kubelet reports a failure, try elsewhere.
+		remote := s.RemoteErr(time.Second)
+		if remote == nil && rerr == nil {
+			rerr = io.ErrNoProgress
+		}
+		_ = client.SetReadDeadline(time.Now()) // stop upstream without losing bytes
+		<-upDone
+		_ = client.SetReadDeadline(time.Time{})
+		s.Close()
+		if remote != nil {
+			_, ok := r.pending()
+			return ok, remote
+		}
+		return false, rerr // the pod closed without a word: pass that on
+	}
+	r.markAnswered()
+	c.BytesIn.Add(int64(n))
+	var downErr error
+	if _, werr := client.Write(buf[:n]); werr != nil {
+		downErr = werr
+	} else {
+		m, cerr := io.CopyBuffer(client, s, buf)
+		c.BytesIn.Add(m)
+		downErr = cerr
+	}
+	// The pod is done sending: tell the client, then wait for its side.
+	if downErr == nil {
+		closeWrite(client)
+	} else {
+		client.Close()
+	}
+	upErr := <-upDone
+	s.Close()
+	return false, errors.Join(downErr, upErr)
+}
+
+// upstream copies client → pod, recording for replay until the pod answers.
+func (p *Proxy) upstream(client net.Conn, s *Stream, r *replay, c *Counters) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			r.record(buf[:n])
+			if _, werr := s.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			c.BytesOut.Add(int64(n))
+		}
+		if errors.Is(err, io.EOF) {
+			return s.CloseWrite()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil // pipe is switching endpoints
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
+}

@@ -1,0 +1,169 @@
+package forward_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubefwd/kubefwd/internal/forward"
+	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
+)
+
+type proxyFixture struct {
+	addr     string
+	eps      *forward.Endpoints
+	counters *forward.Counters
+	pool     *forward.Pool
+}
+
+// startProxy serves a loopback listener through a Proxy until the test ends.
+func startProxy(t *testing.T, dialer *forward.Dialer, opts forward.ProxyOptions) *proxyFixture {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &proxyFixture{addr: ln.Addr().String(), eps: forward.NewEndpoints(false), counters: &forward.Counters{}}
+	f.pool = forward.NewPool(dialer, 0)
+	proxy := forward.NewProxy(f.pool, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { f.pool.Run(ctx) })
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { proxy.Serve(ctx, conn, "test", f.eps, f.counters) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		cancel()
+		wg.Wait()
+	})
+	return f
+}
+
+
+// fresh sends one request on a new TCP connection (no keep-alive) and
+// returns the body.
+func fresh(t *testing.T, addr, method, path string, body io.Reader) (string, error) {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	req, err := http.NewRequest(method, "http://"+addr+path, body)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// Connections spread over the ready pods, round-robin, and carry large
+// bodies both ways intact.
+func TestProxyBalancesAndCarries(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "proxy", "web", 2)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, d, forward.ProxyOptions{})
+	f.eps.Set([]forward.Endpoint{
+		{Pod: forward.Pod{Namespace: "proxy", Name: pods[0]}, Port: 8080},
+		{Pod: forward.Pod{Namespace: "proxy", Name: pods[1]}, Port: 8080},
+	})
+
+	seen := map[string]int{}
+	for range 10 {
+		body, err := fresh(t, f.addr, http.MethodGet, "/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[body]++
+	}
+	if len(seen) != 2 || seen["pod=proxy/"+pods[0]+" port=8080\n"] != 5 {
+		t.Fatalf("10 connections went to %v, want 5 to each pod", seen)
+	}
+	if f.pool.Len() != 2 {
+		t.Errorf("%d tunnels for 2 pods", f.pool.Len())
+	}
+
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	echo, err := fresh(t, f.addr, http.MethodPost, "/echo", bytes.NewReader(payload))
+	if err != nil || echo != string(payload) {
+		t.Fatalf("echo of 1 MiB: %d bytes back, %v", len(echo), err)
+	}
+	if f.counters.BytesOut.Load() < int64(len(payload)) || f.counters.BytesIn.Load() < int64(len(payload)) {
+		t.Errorf("counters in=%d out=%d after a 1 MiB echo", f.counters.BytesIn.Load(), f.counters.BytesOut.Load())
+	}
+}
+
+// A stream that fails before any byte comes back is retried on another
+// endpoint with what the client had sent: the client sees no error.
+func TestProxyRetriesBeforeFirstByte(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "retry", "web", 1)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, d, forward.ProxyOptions{})
+	pod := forward.Pod{Namespace: "retry", Name: pods[0]}
+	// Port 9999 is declared nowhere: the kubelet refuses it.
+	f.eps.Set([]forward.Endpoint{{Pod: pod, Port: 9999}, {Pod: pod, Port: 8080}})
+
+	for i := range 6 {
+		body, err := fresh(t, f.addr, http.MethodPost, "/echo", strings.NewReader("hello"))
+		if err != nil || body != "hello" {
+			t.Fatalf("connection %d: %q, %v", i, body, err)
+		}
+	}
+	if f.counters.Retried.Load() == 0 {
+		t.Error("no stream was retried, yet half the picks went to a dead port")
+	}
+	if f.counters.Failed.Load() != 0 {
+		t.Errorf("%d connections failed", f.counters.Failed.Load())
+	}
+}
+
+// With no ready endpoint a connection waits, bounded: it succeeds if one
+// appears in time and is closed otherwise.
+func TestProxyWaitsForEndpoints(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "waiting", "web", 1)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, d, forward.ProxyOptions{WaitForEndpoint: 3 * time.Second})
+
+	if _, err := fresh(t, f.addr, http.MethodGet, "/", nil); err == nil {
+		t.Fatal("a connection with no endpoint at all succeeded")
+	}
+	if f.counters.Failed.Load() != 1 {
+		t.Errorf("failed = %d, want 1", f.counters.Failed.Load())
+	}
+
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "waiting", Name: pods[0]}, Port: 8080}})
+	}()
+	body, err := fresh(t, f.addr, http.MethodGet, "/", nil)
+	if err != nil || body != "pod=waiting/"+pods[0]+" port=8080\n" {
+		t.Fatalf("connection that waited for an endpoint: %q, %v", body, err)
+	}
+}
