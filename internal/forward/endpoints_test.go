@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-func ep(pod string, port int32) Endpoint { return Endpoint{Pod: Pod{Namespace: "ns", Name: pod}, Port: port} }
+func ep(pod string, port int32) Endpoint {
+	return Endpoint{Pod: Pod{Namespace: "ns", Name: pod}, Port: port}
+}
 
 func picks(t *testing.T, e *Endpoints, n int, tried ...Endpoint) []string {
 	t.Helper()

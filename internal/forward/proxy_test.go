@@ -53,7 +53,6 @@ func startProxy(t *testing.T, dialer *forward.Dialer, opts forward.ProxyOptions)
 	return f
 }
 
-
 // fresh sends one request on a new TCP connection (no keep-alive) and
 // returns the body.
 func fresh(t *testing.T, addr, method, path string, body io.Reader) (string, error) {
