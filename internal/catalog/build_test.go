@@ -1,0 +1,122 @@
+package catalog
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/kubefwd/kubefwd/internal/forward"
+)
+
+func svc(name string, mut func(*corev1.Service), ports ...corev1.ServicePort) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"}, Spec: corev1.ServiceSpec{Ports: ports}}
+	if mut != nil {
+		mut(s)
+	}
+	return s
+}
+
+func sp(name string, port int32, proto corev1.Protocol) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Port: port, Protocol: proto, TargetPort: intstr.FromString("http")}
+}
+
+type epSpec struct {
+	pod      string
+	ready    bool
+	hostname string
+	notPod   bool
+}
+
+func slice(svcName string, ports map[string]int32, eps ...epSpec) *discoveryv1.EndpointSlice {
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: svcName + "-x", Namespace: "ns", Labels: map[string]string{discoveryv1.LabelServiceName: svcName}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for name, p := range ports {
+		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr.To(name), Port: ptr.To(p), Protocol: ptr.To(corev1.ProtocolTCP)})
+	}
+	for _, e := range eps {
+		ep := discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(e.ready)}}
+		if !e.notPod {
+			ep.TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: e.pod, Namespace: "ns"}
+		}
+		if e.hostname != "" {
+			ep.Hostname = ptr.To(e.hostname)
+		}
+		es.Endpoints = append(es.Endpoints, ep)
+	}
+	return es
+}
+
+func endpoint(pod string, port int32) forward.Endpoint {
+	return forward.Endpoint{Pod: forward.Pod{Namespace: "ns", Name: pod}, Port: port}
+}
+
+func TestBuildClusterIP(t *testing.T) {
+	s := svc("web", nil, sp("http", 80, corev1.ProtocolTCP), sp("metrics", 9090, ""), sp("dns", 53, corev1.ProtocolUDP))
+	got := Build("ctx", s, []*discoveryv1.EndpointSlice{
+		slice("web", map[string]int32{"http": 8080, "metrics": 9100},
+			epSpec{pod: "web-b", ready: true}, epSpec{pod: "web-a", ready: true}, epSpec{pod: "web-c", ready: false}),
+	}, Mapping{80: 8080})
+	if got.NotForwarded != "" || got.Headless {
+		t.Fatalf("got %+v", got)
+	}
+	if len(got.Ports) != 2 {
+		t.Fatalf("ports = %+v", got.Ports)
+	}
+	http := got.Ports[0]
+	if http.Port != 80 || http.Local != 8080 || len(http.Endpoints) != 2 ||
+		http.Endpoints[0] != endpoint("web-a", 8080) || http.Endpoints[1] != endpoint("web-b", 8080) {
+		t.Errorf("http port = %+v", http)
+	}
+	if m := got.Ports[1]; m.Local != 9090 || len(m.Endpoints) != 2 || m.Endpoints[0].Port != 9100 {
+		t.Errorf("metrics port = %+v", m)
+	}
+	if len(got.Skipped) != 1 || !strings.Contains(got.Skipped[0].Reason, "UDP") {
+		t.Errorf("skipped = %+v", got.Skipped)
+	}
+}
+
+func TestBuildNotForwardable(t *testing.T) {
+	ext := svc("external", func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeExternalName
+		s.Spec.ExternalName = "example.com"
+	}, sp("https", 443, corev1.ProtocolTCP))
+	if got := Build("c", ext, nil, nil); !strings.Contains(got.NotForwarded, "ExternalName") {
+		t.Errorf("ExternalName: %+v", got)
+	}
+	udp := svc("dns", nil, sp("dns", 53, corev1.ProtocolUDP))
+	if got := Build("c", udp, nil, nil); got.NotForwarded == "" || len(got.Skipped) != 1 {
+		t.Errorf("UDP only: %+v", got)
+	}
+	external := Build("c", svc("legacy", nil, sp("http", 80, corev1.ProtocolTCP)),
+		[]*discoveryv1.EndpointSlice{slice("legacy", map[string]int32{"http": 80}, epSpec{ready: true, notPod: true})}, nil)
+	if external.NonPodEndpoints != 1 || external.Ready() {
+		t.Errorf("endpoints that are not pods: %+v", external)
+	}
+}
+
+func TestBuildHeadless(t *testing.T) {
+	s := svc("db", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone }, sp("pg", 5432, corev1.ProtocolTCP))
+	got := Build("c", s, []*discoveryv1.EndpointSlice{
+		slice("db", map[string]int32{"pg": 5432},
+			epSpec{pod: "db-1", ready: true, hostname: "db-1"}, epSpec{pod: "db-0", ready: false, hostname: "db-0"}),
+	}, nil)
+	if !got.Headless || len(got.Pods) != 2 {
+		t.Fatalf("got %+v", got)
+	}
+	if got.Pods[0].Name != "db-0" || len(got.Pods[0].Ports[0].Endpoints) != 0 {
+		t.Errorf("not-ready db-0 = %+v", got.Pods[0])
+	}
+	if got.Pods[1].Name != "db-1" || got.Pods[1].Ports[0].Endpoints[0] != endpoint("db-1", 5432) {
+		t.Errorf("db-1 = %+v", got.Pods[1])
+	}
+	if len(got.Ports[0].Endpoints) != 1 {
+		t.Errorf("the service name balances over ready pods only: %+v", got.Ports[0])
+	}
+}
