@@ -3,18 +3,22 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
 
 // Exit codes. Scripts and tools (Tilt) tell failures apart by these.
 const (
-	ExitOK      = 0
-	ExitFailure = 1 // a runtime failure
-	ExitUsage   = 2 // bad flags, arguments or input files
+	ExitOK         = 0
+	ExitFailure    = 1 // a runtime failure
+	ExitUsage      = 2 // bad flags, arguments or input files
+	ExitNoCluster  = 3 // no cluster could be reached or used
+	ExitPrivileges = 4 // missing local privileges (hosts file, ports)
 )
 
 // Streams are the standard streams a command talks to: results go to Out,
@@ -30,20 +34,56 @@ type UsageError struct{ Err error }
 func (e UsageError) Error() string { return e.Err.Error() }
 func (e UsageError) Unwrap() error { return e.Err }
 
+// ClusterError means no cluster could be used; Main exits with ExitNoCluster.
+type ClusterError struct{ Err error }
+
+func (e ClusterError) Error() string { return e.Err.Error() }
+func (e ClusterError) Unwrap() error { return e.Err }
+
+// PrivilegeError means a local permission is missing; Main exits with
+// ExitPrivileges.
+type PrivilegeError struct{ Err error }
+
+func (e PrivilegeError) Error() string { return e.Err.Error() }
+func (e PrivilegeError) Unwrap() error { return e.Err }
+
 // Main runs kubefwd with args and returns the process exit code.
-func Main(args []string, streams Streams) int {
+func Main(ctx context.Context, args []string, streams Streams) int {
 	root := NewRoot(streams)
-	root.SetArgs(args)
-	err := root.Execute()
+	root.SetArgs(defaultToSvc(args))
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	fmt.Fprintf(streams.Err, "kubefwd: %v\n", err)
-	var usage UsageError
-	if errors.As(err, &usage) {
+	var (
+		usage   UsageError
+		cluster ClusterError
+		priv    PrivilegeError
+	)
+	switch {
+	case errors.As(err, &usage):
 		return ExitUsage
+	case errors.As(err, &cluster):
+		return ExitNoCluster
+	case errors.As(err, &priv):
+		return ExitPrivileges
 	}
 	return ExitFailure
+}
+
+// defaultToSvc makes `kubefwd -n x` mean `kubefwd svc -n x`, as upstream
+// does: flags without a verb go to svc. Help and version stay the root's.
+func defaultToSvc(args []string) []string {
+	if len(args) == 0 || !strings.HasPrefix(args[0], "-") {
+		return args
+	}
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			return args
+		}
+	}
+	return append([]string{"svc"}, args...)
 }
 
 // NewRoot builds the command tree.
@@ -66,6 +106,6 @@ func NewRoot(streams Streams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
-	root.AddCommand(newVersionCommand(streams))
+	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams))
 	return root
 }

@@ -1,13 +1,14 @@
 package cli
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
 
 func run(args ...string) (code int, stdout, stderr string) {
 	var out, errb strings.Builder
-	code = Main(args, Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	code = Main(context.Background(), args, Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
 	return code, out.String(), errb.String()
 }
 

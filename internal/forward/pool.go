@@ -100,6 +100,31 @@ func (p *Pool) Forget(pod Pod) {
 	closeEntry(e)
 }
 
+// Retain closes the idle tunnels of pods for which keep returns false.
+// Tunnels still carrying streams are left to finish; the idle reaper closes
+// them later.
+func (p *Pool) Retain(keep func(Pod) bool) {
+	p.mu.Lock()
+	var drop []*poolEntry
+	for pod, e := range p.tunnels {
+		busy := false
+		select {
+		case <-e.ready:
+			busy = e.t != nil && e.t.Streams() > 0
+		default:
+			busy = true // being dialed for a connection right now
+		}
+		if !busy && !keep(pod) {
+			delete(p.tunnels, pod)
+			drop = append(drop, e)
+		}
+	}
+	p.mu.Unlock()
+	for _, e := range drop {
+		closeEntry(e)
+	}
+}
+
 // CloseAll closes every tunnel.
 func (p *Pool) CloseAll() {
 	p.mu.Lock()

@@ -59,6 +59,9 @@ func Resolve(req Request) ([]Target, error) {
 	if err != nil {
 		return nil, UsageError{fmt.Errorf("cannot read kubeconfig: %w", err)}
 	}
+	if len(raw.Contexts) == 0 {
+		return nil, UsageError{errors.New("no kubeconfig with contexts found ($KUBECONFIG, ~/.kube/config); pass --kubeconfig")}
+	}
 	contexts := dedupe(req.Contexts)
 	if len(contexts) == 0 {
 		if raw.CurrentContext == "" {

@@ -1,0 +1,324 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/klog/v2"
+
+	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/forward"
+	"github.com/kubefwd/kubefwd/internal/hosts"
+	"github.com/kubefwd/kubefwd/internal/kube"
+	"github.com/kubefwd/kubefwd/internal/loopback"
+)
+
+// svcOptions are `kubefwd svc`'s flags and what Complete derives from them.
+type svcOptions struct {
+	streams Streams
+
+	kubeFlags     *genericclioptions.ConfigFlags
+	kubeconfig    string
+	contexts      []string
+	namespaces    []string
+	allNamespaces bool
+	selector      string
+	fieldSelector string
+	domain        string
+	mappings      []string
+	reserves      []string
+	fwdConf       string
+	hostsPath     string
+	stateFile     string
+	verbose       bool
+	pinFirst      bool
+	endpointWait  time.Duration
+
+	// Set by Complete.
+	log      *slog.Logger
+	mapping  catalog.Mapping
+	loopback loopback.Config
+	targets  []kube.Target
+	owner    *loopback.Owner
+}
+
+func newSvcCommand(streams Streams) *cobra.Command {
+	o := &svcOptions{streams: streams, kubeFlags: genericclioptions.NewConfigFlags(false)}
+	// These three are ours: upstream kubefwd's short flags and repeatable
+	// -n/-x take precedence over kubectl's single-valued ones.
+	o.kubeFlags.KubeConfig = nil
+	o.kubeFlags.Context = nil
+	o.kubeFlags.Namespace = nil
+	cmd := &cobra.Command{
+		Use:     "svc",
+		Aliases: []string{"services", "svcs"},
+		Short:   "Forward every Service of the chosen namespaces, each on its own loopback address, by name",
+		Example: `  kubefwd svc -n demo
+  kubefwd svc -n demo,demo2 -l app=web
+  kubefwd svc -A --hosts-path /tmp/hosts
+  kubefwd svc -x dev -x prod -n payments
+  kubefwd svc -n demo -m 80:8080 -r web.demo:127.1.28.1`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.complete(); err != nil {
+				return err
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.kubeconfig, "kubeconfig", "c", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	f.StringSliceVarP(&o.contexts, "context", "x", nil, "kubeconfig context to forward from; repeat for several clusters (default: the current context)")
+	f.StringSliceVarP(&o.namespaces, "namespace", "n", nil, "namespace to forward; repeat or comma-separate (default: the context's namespace)")
+	f.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "forward the Services of every namespace")
+	f.StringVarP(&o.selector, "selector", "l", "", "forward only Services matching this label selector (e.g. app=web,tier!=db)")
+	f.StringVarP(&o.fieldSelector, "field-selector", "f", "", "forward only Services matching this field selector (e.g. metadata.name=web)")
+	f.StringVarP(&o.domain, "domain", "d", "", "also write names under this domain (svc.DOMAIN, svc.ns.svc.cluster.DOMAIN)")
+	f.StringSliceVarP(&o.mappings, "mapping", "m", nil, "listen on another local port: servicePort:localPort (e.g. 80:8080); repeatable")
+	f.StringSliceVarP(&o.reserves, "reserve", "r", nil, "pin an address: name:ip, name being svc, svc.ns, svc.ns.context or a hostname; repeatable")
+	f.StringVarP(&o.fwdConf, "fwd-conf", "z", "", "address reservations file (baseUnreservedIP, serviceConfigurations)")
+	f.StringVar(&o.hostsPath, "hosts-path", hosts.DefaultPath(), "hosts file to write the names to")
+	f.StringVar(&o.stateFile, "state-file", "", "where assigned addresses are remembered across runs (default: $XDG_STATE_HOME/kubefwd/addresses.json)")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log debug details")
+	f.BoolVar(&o.pinFirst, "pin-first", false, "send every connection to the first ready pod (upstream's behaviour) instead of round-robin")
+	f.DurationVar(&o.endpointWait, "endpoint-wait", 30*time.Second, "how long a connection waits for a ready pod before it is closed")
+	// kubectl's client flags (--as, --request-timeout, --user, …) work as
+	// they do in kubectl.
+	o.kubeFlags.AddFlags(f)
+	return cmd
+}
+
+// complete validates the flags and resolves contexts; it changes nothing on
+// disk and contacts no cluster.
+func (o *svcOptions) complete() error {
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	o.log = slog.New(slog.NewTextHandler(o.streams.Err, &slog.HandlerOptions{Level: level}))
+	// client-go logs through klog; send it to the same place.
+	klog.SetSlogLogger(o.log)
+
+	if o.selector != "" {
+		if _, err := labels.Parse(o.selector); err != nil {
+			return UsageError{fmt.Errorf("--selector %q: %v", o.selector, err)}
+		}
+	}
+	if o.fieldSelector != "" {
+		if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
+			return UsageError{fmt.Errorf("--field-selector %q: %v", o.fieldSelector, err)}
+		}
+	}
+	mapping, err := parseMappings(o.mappings)
+	if err != nil {
+		return UsageError{err}
+	}
+	o.mapping = mapping
+
+	cfg := loopback.Config{Base: loopback.DefaultBase}
+	if o.fwdConf != "" {
+		if cfg, err = loopback.LoadFile(o.fwdConf); err != nil {
+			return UsageError{err}
+		}
+	}
+	var cli []loopback.Reservation
+	for _, r := range o.reserves {
+		res, err := loopback.ParseReserve(r)
+		if err != nil {
+			return UsageError{err}
+		}
+		cli = append(cli, res)
+	}
+	if o.loopback, err = loopback.Merge(cfg, cli); err != nil {
+		return UsageError{fmt.Errorf("--reserve: %w", err)}
+	}
+
+	kubeconfig := o.kubeconfig
+	if kubeconfig == "" {
+		kubeconfig = o.sudoUserKubeconfig()
+	}
+	if kubeconfig != "" {
+		o.kubeFlags.KubeConfig = &kubeconfig
+	}
+	o.targets, err = kube.Resolve(kube.Request{
+		Flags: o.kubeFlags, Contexts: o.contexts, Namespaces: o.namespaces, AllNamespaces: o.allNamespaces,
+		QPS: 50, Burst: 100,
+	})
+	if err != nil {
+		var ue kube.UsageError
+		if errors.As(err, &ue) {
+			return UsageError{err}
+		}
+		return err
+	}
+
+	if o.stateFile == "" {
+		o.stateFile, o.owner = defaultStateFile()
+	}
+	return nil
+}
+
+func (o *svcOptions) run(ctx context.Context) error {
+	if err := checkWritable(o.hostsPath); err != nil {
+		return PrivilegeError{err}
+	}
+
+	// Preflight every context; one failing does not stop the others.
+	var targets []kube.Target
+	var failures []error
+	for _, t := range o.targets {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := kube.Preflight(pctx, t)
+		cancel()
+		if err != nil {
+			o.log.Error("not forwarding this context", "context", t.Context, "err", err)
+			failures = append(failures, err)
+			continue
+		}
+		targets = append(targets, t)
+	}
+	if len(targets) == 0 {
+		return ClusterError{errors.Join(failures...)}
+	}
+
+	block := hosts.Block{ID: randomID(), Owner: "pid=" + strconv.Itoa(os.Getpid())}
+	hostsFile := &hosts.File{Path: o.hostsPath, Block: block}
+	eng, err := engine.New(engine.Options{
+		Targets: targets, LabelSelector: o.selector, FieldSelector: o.fieldSelector,
+		Mapping: o.mapping, Domain: o.domain, Loopback: o.loopback,
+		State: loopback.Store{Path: o.stateFile, Owner: o.owner},
+		Hosts: hostsFile, PinFirst: o.pinFirst,
+		Proxy: forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
+		Log:   o.log,
+	})
+	if err != nil {
+		return err
+	}
+
+	// First signal: shut down in order. Second: remove our hosts entries
+	// and exit at once.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sigs:
+			_ = hostsFile.Remove()
+			fmt.Fprintln(o.streams.Err, "kubefwd: second signal, exiting now")
+			os.Exit(ExitFailure)
+		case <-ctx.Done():
+		}
+	}()
+	return eng.Run(ctx)
+}
+
+// parseMappings parses -m servicePort:localPort entries.
+func parseMappings(in []string) (catalog.Mapping, error) {
+	m := catalog.Mapping{}
+	for _, s := range in {
+		a, b, ok := strings.Cut(s, ":")
+		from, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+		to, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+		if !ok || err1 != nil || err2 != nil || from == 0 || to == 0 {
+			return nil, fmt.Errorf("--mapping %q: want servicePort:localPort with ports 1-65535, e.g. 80:8080", s)
+		}
+		if prev, dup := m[int32(from)]; dup && prev != int32(to) {
+			return nil, fmt.Errorf("--mapping: port %d is mapped twice (to %d and %d)", from, prev, to)
+		}
+		m[int32(from)] = int32(to)
+	}
+	return m, nil
+}
+
+// checkWritable fails early, before anything runs, if the hosts file cannot
+// be written.
+func checkWritable(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("cannot write the hosts file %s: permission denied; run kubefwd with sudo, or point --hosts-path at a file you own", path)
+		}
+		return fmt.Errorf("hosts file %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// sudoUserKubeconfig finds the invoking user's kubeconfig when running
+// under plain sudo, which resets $HOME and $KUBECONFIG.
+func (o *svcOptions) sudoUserKubeconfig() string {
+	if os.Geteuid() != 0 || os.Getenv("KUBECONFIG") != "" {
+		return ""
+	}
+	u := sudoUser()
+	if u == nil {
+		return ""
+	}
+	path := filepath.Join(u.HomeDir, ".kube", "config")
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
+}
+
+func sudoUser() *user.User {
+	uid := os.Getenv("SUDO_UID")
+	if uid == "" || uid == "0" {
+		return nil
+	}
+	u, err := user.LookupId(uid)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+// defaultStateFile is in the invoking user's state directory, owned by
+// them even when kubefwd runs under sudo.
+func defaultStateFile() (string, *loopback.Owner) {
+	if os.Geteuid() == 0 {
+		if u := sudoUser(); u != nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			return filepath.Join(u.HomeDir, ".local", "state", "kubefwd", "addresses.json"), &loopback.Owner{UID: uid, GID: gid}
+		}
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "kubefwd", "addresses.json"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "kubefwd-addresses.json"), nil
+	}
+	return filepath.Join(home, ".local", "state", "kubefwd", "addresses.json"), nil
+}
+
+func randomID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

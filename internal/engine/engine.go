@@ -1,0 +1,562 @@
+// Package engine is the one place that wires kubefwd together and runs it:
+// catalogs report changed Services, a single worker converges listeners,
+// endpoints, addresses and hosts entries to what the catalogs say, and
+// everything stops, cleaned up, when the context ends.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/forward"
+	"github.com/kubefwd/kubefwd/internal/hosts"
+	"github.com/kubefwd/kubefwd/internal/kube"
+	"github.com/kubefwd/kubefwd/internal/loopback"
+	"github.com/kubefwd/kubefwd/internal/names"
+)
+
+// HostsWriter keeps this instance's hosts entries.
+type HostsWriter interface {
+	Apply(entries []hosts.Entry) (skipped []string, err error)
+	Remove() error
+}
+
+// Options configure an Engine.
+type Options struct {
+	Targets                      []kube.Target
+	LabelSelector, FieldSelector string
+	Mapping                      catalog.Mapping
+	Domain                       string
+	Loopback                     loopback.Config
+	State                        loopback.Store
+	Hosts                        HostsWriter
+	Proxy                        forward.ProxyOptions
+	Dialer                       forward.DialerOptions
+	PinFirst                     bool
+	// HostsDelay batches hosts writes: changes within it become one write.
+	HostsDelay time.Duration
+	Log        *slog.Logger
+}
+
+// Engine runs the forwarding.
+type Engine struct {
+	opts  Options
+	log   *slog.Logger
+	alloc *loopback.Allocator
+	queue workqueue.TypedRateLimitingInterface[catalog.Key]
+
+	clusters map[string]*cluster // by context name; fixed after New
+
+	// Owned by the worker goroutine.
+	forwards map[catalog.Key]*svcForward
+	reported map[catalog.Key]string // last "not forwarded" reason logged
+
+	hostsDirty chan struct{}
+	mu         sync.Mutex
+	entries    []hosts.Entry // what the hosts file should hold; guarded by mu
+	conns      map[net.Conn]struct{}
+	serving    sync.WaitGroup // accept loops and connections
+}
+
+type cluster struct {
+	target  kube.Target
+	catalog *catalog.Catalog
+	pool    *forward.Pool
+	proxy   *forward.Proxy
+}
+
+type svcForward struct {
+	key   catalog.Key
+	addr  netip.Addr
+	names []string
+	ports map[int32]*portForward // by local port
+	pods  map[string]*podForward // headless: by pod DNS name
+}
+
+type podForward struct {
+	addr  netip.Addr
+	names []string
+	ports map[int32]*portForward
+}
+
+type portForward struct {
+	ln       net.Listener
+	eps      *forward.Endpoints
+	counters *forward.Counters
+}
+
+// New prepares an Engine; nothing runs until Run.
+func New(opts Options) (*Engine, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.HostsDelay <= 0 {
+		opts.HostsDelay = 100 * time.Millisecond
+	}
+	previous, err := opts.State.Load()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		opts:       opts,
+		log:        opts.Log,
+		alloc:      loopback.NewAllocator(opts.Loopback, previous, nil),
+		queue:      workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[catalog.Key]()),
+		clusters:   map[string]*cluster{},
+		forwards:   map[catalog.Key]*svcForward{},
+		reported:   map[catalog.Key]string{},
+		hostsDirty: make(chan struct{}, 1),
+		conns:      map[net.Conn]struct{}{},
+	}
+	for _, t := range opts.Targets {
+		d, err := forward.NewDialer(t.Config, opts.Dialer)
+		if err != nil {
+			return nil, fmt.Errorf("context %q: %w", t.Context, err)
+		}
+		pool := forward.NewPool(d, 0)
+		var watch []string
+		if !t.AllNamespaces {
+			watch = t.Namespaces
+		}
+		cat, err := catalog.New(catalog.Options{
+			Context: t.Context, Client: t.Client, Namespaces: watch,
+			LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector,
+		}, func(k catalog.Key) { e.queue.Add(k) })
+		if err != nil {
+			return nil, err
+		}
+		e.clusters[t.Context] = &cluster{
+			target:  t,
+			catalog: cat,
+			pool:    pool,
+			proxy:   forward.NewProxy(pool, opts.Log.With("context", t.Context), opts.Proxy),
+		}
+	}
+	return e, nil
+}
+
+// Run forwards until ctx ends, then closes every listener and connection,
+// removes the hosts entries and saves the address state.
+func (e *Engine) Run(ctx context.Context) error {
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var bg sync.WaitGroup
+	var synced sync.WaitGroup
+	for _, cl := range e.clusters {
+		bg.Go(func() { cl.pool.Run(runCtx) })
+		synced.Add(1)
+		bg.Go(func() {
+			start := time.Now()
+			err := cl.catalog.Start(runCtx)
+			synced.Done()
+			if err != nil {
+				if runCtx.Err() == nil {
+					e.log.Error("cannot watch the cluster", "context", cl.target.Context, "err", err)
+				}
+				return
+			}
+			e.log.Info("watching", "context", cl.target.Context, "namespaces", describeNamespaces(cl.target), "synced", time.Since(start).Round(time.Millisecond))
+		})
+	}
+	bg.Go(func() { e.writeHosts(runCtx) })
+	worker := make(chan struct{})
+	go func() {
+		defer close(worker)
+		// Start converging once every cluster has listed what it has (or
+		// failed to): the first hosts write then holds everything at once.
+		synced.Wait()
+		for e.processNext(serveCtx) {
+		}
+	}()
+
+	<-ctx.Done()
+	e.log.Info("shutting down")
+	e.queue.ShutDown()
+	<-worker
+	cancel()
+	bg.Wait()
+	for _, cl := range e.clusters {
+		cl.catalog.Shutdown()
+	}
+
+	// Stop accepting, then end the connections in flight.
+	for _, f := range e.forwards {
+		f.closeAll()
+	}
+	stopServing()
+	e.mu.Lock()
+	for c := range e.conns {
+		c.Close()
+	}
+	e.mu.Unlock()
+	e.serving.Wait()
+	for _, cl := range e.clusters {
+		cl.pool.CloseAll()
+	}
+
+	var errs []error
+	if err := e.opts.Hosts.Remove(); err != nil {
+		errs = append(errs, fmt.Errorf("remove hosts entries: %w", err))
+	}
+	for key := range e.forwards {
+		e.release(key)
+	}
+	if err := e.opts.State.Save(e.alloc.State()); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) processNext(serveCtx context.Context) bool {
+	key, quit := e.queue.Get()
+	if quit {
+		return false
+	}
+	defer e.queue.Done(key)
+	if err := e.reconcile(serveCtx, key); err != nil {
+		e.log.Warn("will retry", "service", key.String(), "err", err)
+		e.queue.AddRateLimited(key)
+		return true
+	}
+	e.queue.Forget(key)
+	return true
+}
+
+// reconcile makes the forward of one Service match its desired state.
+func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
+	cl := e.clusters[key.Context]
+	if cl == nil {
+		return nil
+	}
+	svc, endpointSlices, err := cl.catalog.Get(key)
+	if apierrors.IsNotFound(err) {
+		if e.forwards[key] != nil {
+			e.log.Info("service gone; stopped forwarding", "service", key.String())
+		}
+		e.remove(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	desired := catalog.Build(key.Context, svc, endpointSlices, e.opts.Mapping)
+	for _, s := range desired.Skipped {
+		e.reportOnce(catalog.Key{Context: key.Context, Namespace: key.Namespace, Name: key.Name + ":" + s.Port}, "port not forwarded", key, "port", s.Port, "reason", s.Reason)
+	}
+	if desired.NotForwarded != "" {
+		e.reportOnce(key, "not forwarded", key, "reason", desired.NotForwarded)
+		e.remove(key)
+		return nil
+	}
+	if desired.NonPodEndpoints > 0 && !desired.Ready() {
+		e.reportOnce(key, "endpoints are not pods; port-forward cannot reach them", key, "endpoints", desired.NonPodEndpoints)
+	}
+
+	f := e.forwards[key]
+	if f == nil {
+		scope := e.scope(cl, key.Namespace)
+		hostnames := names.Service(scope, key.Name)
+		addr, err := e.alloc.Get(key.String(), reservationNames(key, hostnames))
+		if err != nil {
+			e.reportOnce(key, "not forwarded", key, "reason", err.Error())
+			return nil
+		}
+		f = &svcForward{key: key, addr: addr, names: hostnames, ports: map[int32]*portForward{}, pods: map[string]*podForward{}}
+		e.forwards[key] = f
+		e.markHostsDirty()
+	}
+	delete(e.reported, key)
+	var errs []error
+	if err := e.syncPorts(serveCtx, cl, key.String(), f.addr, f.ports, desired.Ports); err != nil {
+		errs = append(errs, err)
+	}
+
+	// Headless: each pod gets its own address and names.
+	want := map[string]bool{}
+	for _, p := range desired.Pods {
+		want[p.Name] = true
+		pf := f.pods[p.Name]
+		if pf == nil {
+			scope := e.scope(cl, key.Namespace)
+			hostnames := names.Pod(scope, p.Name, key.Name)
+			podKey := key.String() + "/" + p.Name
+			addr, err := e.alloc.Get(podKey, reservationNames(catalog.Key{Context: key.Context, Namespace: key.Namespace, Name: p.Name + "." + key.Name}, hostnames))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("pod %s: %w", p.Name, err))
+				continue
+			}
+			pf = &podForward{addr: addr, names: hostnames, ports: map[int32]*portForward{}}
+			f.pods[p.Name] = pf
+			e.markHostsDirty()
+		}
+		if err := e.syncPorts(serveCtx, cl, key.String()+"/"+p.Name, pf.addr, pf.ports, p.Ports); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for name, pf := range f.pods {
+		if !want[name] {
+			closePorts(pf.ports)
+			delete(f.pods, name)
+			e.alloc.Release(key.String() + "/" + name)
+			e.markHostsDirty()
+		}
+	}
+	e.forgetUnusedTunnels(cl)
+	return errors.Join(errs...)
+}
+
+// syncPorts opens listeners for new ports, updates endpoints of existing
+// ones and closes those no longer wanted.
+func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, addr netip.Addr, have map[int32]*portForward, want []catalog.Port) error {
+	keep := map[int32]bool{}
+	var errs []error
+	for _, p := range want {
+		keep[p.Local] = true
+		pf := have[p.Local]
+		if pf == nil {
+			ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(int(p.Local))))
+			if err != nil {
+				errs = append(errs, listenError(addr, p.Local, err))
+				continue
+			}
+			pf = &portForward{ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
+			have[p.Local] = pf
+			e.serve(serveCtx, cl, fmt.Sprintf("%s:%d", name, p.Port), pf)
+			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
+		}
+		pf.eps.Set(p.Endpoints)
+	}
+	for local, pf := range have {
+		if !keep[local] {
+			pf.ln.Close()
+			delete(have, local)
+			e.log.Info("port no longer forwarded", "service", name, "listen", pf.ln.Addr().String())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serve accepts connections on pf until its listener closes.
+func (e *Engine) serve(serveCtx context.Context, cl *cluster, name string, pf *portForward) {
+	e.serving.Add(1)
+	go func() {
+		defer e.serving.Done()
+		for {
+			conn, err := pf.ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				e.log.Warn("accept failed", "forward", name, "err", err)
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			e.mu.Lock()
+			e.conns[conn] = struct{}{}
+			e.mu.Unlock()
+			e.serving.Add(1)
+			go func() {
+				defer e.serving.Done()
+				cl.proxy.Serve(serveCtx, conn, name, pf.eps, pf.counters)
+				e.mu.Lock()
+				delete(e.conns, conn)
+				e.mu.Unlock()
+			}()
+		}
+	}()
+}
+
+func listenError(addr netip.Addr, port int32, err error) error {
+	msg := fmt.Sprintf("cannot listen on %s:%d: %v", addr, port, err)
+	if errors.Is(err, os.ErrPermission) {
+		msg += " (ports below 1024 need root; run with sudo, or map the port with -m " + strconv.Itoa(int(port)) + ":" + strconv.Itoa(int(port)+8000) + ")"
+	}
+	return errors.New(msg)
+}
+
+// remove stops forwarding key and releases its addresses.
+func (e *Engine) remove(key catalog.Key) {
+	f := e.forwards[key]
+	if f == nil {
+		return
+	}
+	f.closeAll()
+	delete(e.forwards, key)
+	e.release(key)
+	e.markHostsDirty()
+	if cl := e.clusters[key.Context]; cl != nil {
+		e.forgetUnusedTunnels(cl)
+	}
+}
+
+func (e *Engine) release(key catalog.Key) {
+	e.alloc.Release(key.String())
+	if f := e.forwards[key]; f != nil {
+		for name := range f.pods {
+			e.alloc.Release(key.String() + "/" + name)
+		}
+	}
+}
+
+func (f *svcForward) closeAll() {
+	closePorts(f.ports)
+	for _, pf := range f.pods {
+		closePorts(pf.ports)
+	}
+}
+
+func closePorts(ports map[int32]*portForward) {
+	for local, pf := range ports {
+		pf.ln.Close()
+		delete(ports, local)
+	}
+}
+
+// forgetUnusedTunnels closes tunnels to pods that no forward of this
+// cluster uses any more (deleted pods, removed Services).
+func (e *Engine) forgetUnusedTunnels(cl *cluster) {
+	used := map[forward.Pod]bool{}
+	for key, f := range e.forwards {
+		if key.Context != cl.target.Context {
+			continue
+		}
+		for _, pf := range f.ports {
+			for _, ep := range pf.eps.List() {
+				used[ep.Pod] = true
+			}
+		}
+		for _, pod := range f.pods {
+			for _, pf := range pod.ports {
+				for _, ep := range pf.eps.List() {
+					used[ep.Pod] = true
+				}
+			}
+		}
+	}
+	cl.pool.Retain(func(p forward.Pod) bool { return used[p] })
+}
+
+func (e *Engine) scope(cl *cluster, namespace string) names.Scope {
+	idx := slices.Index(cl.target.Namespaces, namespace)
+	if idx < 0 {
+		idx = len(cl.target.Namespaces) // -A: only the home namespace gets short names
+		if idx == 0 {
+			idx = 1
+		}
+	}
+	return names.Scope{
+		Context: cl.target.Context, ContextIndex: cl.target.Index,
+		Namespace: namespace, NamespaceIndex: idx,
+		Domain: e.opts.Domain,
+	}
+}
+
+// reservationNames are the names a -r/-z reservation may use for a key.
+func reservationNames(key catalog.Key, hostnames []string) []string {
+	out := slices.Clone(hostnames)
+	return append(out, key.Name+"."+key.Namespace, key.Name+"."+key.Namespace+"."+key.Context)
+}
+
+func (e *Engine) reportOnce(dedupe catalog.Key, msg string, key catalog.Key, attrs ...any) {
+	text := fmt.Sprint(msg, attrs)
+	if e.reported[dedupe] == text {
+		return
+	}
+	e.reported[dedupe] = text
+	e.log.Warn(msg, append([]any{"service", key.String()}, attrs...)...)
+}
+
+func (e *Engine) markHostsDirty() {
+	entries := e.hostsEntries()
+	e.mu.Lock()
+	e.entries = entries
+	e.mu.Unlock()
+	select {
+	case e.hostsDirty <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) hostsEntries() []hosts.Entry {
+	keys := make([]catalog.Key, 0, len(e.forwards))
+	for k := range e.forwards {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b catalog.Key) int {
+		switch {
+		case a.String() < b.String():
+			return -1
+		case a.String() > b.String():
+			return 1
+		}
+		return 0
+	})
+	var out []hosts.Entry
+	for _, k := range keys {
+		f := e.forwards[k]
+		out = append(out, hosts.Entry{Addr: f.addr, Names: f.names})
+		pods := make([]string, 0, len(f.pods))
+		for name := range f.pods {
+			pods = append(pods, name)
+		}
+		slices.Sort(pods)
+		for _, name := range pods {
+			out = append(out, hosts.Entry{Addr: f.pods[name].addr, Names: f.pods[name].names})
+		}
+	}
+	return out
+}
+
+// writeHosts applies the desired entries, batching bursts of changes.
+func (e *Engine) writeHosts(ctx context.Context) {
+	var reportedSkips []string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.hostsDirty:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(e.opts.HostsDelay):
+		}
+		e.mu.Lock()
+		entries := e.entries
+		e.mu.Unlock()
+		skipped, err := e.opts.Hosts.Apply(entries)
+		if err != nil {
+			e.log.Error("cannot update the hosts file", "err", err)
+			continue
+		}
+		for _, n := range skipped {
+			if !slices.Contains(reportedSkips, n) {
+				reportedSkips = append(reportedSkips, n)
+				e.log.Warn("the hosts file already maps this name; leaving it to your entry", "name", n)
+			}
+		}
+	}
+}
+
+func describeNamespaces(t kube.Target) string {
+	if t.AllNamespaces {
+		return "all"
+	}
+	return fmt.Sprint(t.Namespaces)
+}
