@@ -1,0 +1,486 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/forward"
+	"github.com/kubefwd/kubefwd/internal/hosts"
+	"github.com/kubefwd/kubefwd/internal/kube"
+	"github.com/kubefwd/kubefwd/internal/loopback"
+	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
+	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
+	"github.com/kubefwd/kubefwd/test/devcluster/seed"
+)
+
+func TestMain(m *testing.M) { clustertest.Main(m) }
+
+// fwd is a running engine and the hosts file it writes.
+type fwd struct {
+	hostsPath string
+	stop      func()
+}
+
+type fwdOptions struct {
+	namespaces []string
+	contexts   []string // default: the cluster's own
+	kubeconfig string   // default: the cluster's
+	statePath  string
+	wait       time.Duration
+}
+
+// startEngine runs the engine the way `kubefwd svc` does, until the test
+// ends or stop is called.
+func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fwd{hostsPath: filepath.Join(dir, "hosts")}
+	if err := os.WriteFile(f.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := o.kubeconfig
+	if kubeconfig == "" {
+		kubeconfig = c.Kubeconfig
+	}
+	contexts := o.contexts
+	if contexts == nil {
+		contexts = []string{c.Context}
+	}
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = &kubeconfig
+	targets, err := kube.Resolve(kube.Request{Flags: flags, Contexts: contexts, Namespaces: o.namespaces, QPS: 50, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range targets {
+		if err := kube.Preflight(t.Context(), tg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := o.statePath
+	if state == "" {
+		state = filepath.Join(dir, "state.json")
+	}
+	wait := o.wait
+	if wait == 0 {
+		wait = 20 * time.Second
+	}
+	eng, err := engine.New(engine.Options{
+		Targets: targets,
+		State:   loopback.Store{Path: state},
+		Hosts:   &hosts.File{Path: f.hostsPath, Block: hosts.Block{ID: "test", Owner: "pid=0"}},
+		Proxy:   forward.ProxyOptions{WaitForEndpoint: wait},
+		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	var once sync.Once
+	f.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("engine: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("engine did not stop within 10s")
+			}
+		})
+	}
+	t.Cleanup(f.stop)
+	return f
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// addr looks name up in the engine's hosts file.
+func (f *fwd) addr(name string) (string, bool) {
+	data, err := os.ReadFile(f.hostsPath)
+	if err != nil {
+		return "", false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		for _, n := range fields[min(1, len(fields)):] {
+			if n == name {
+				return fields[0], true
+			}
+		}
+	}
+	return "", false
+}
+
+// waitName waits until name is in the hosts file and returns its address.
+func (f *fwd) waitName(t *testing.T, name string) string {
+	t.Helper()
+	var a string
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		var ok bool
+		a, ok = f.addr(name)
+		return ok, nil
+	})
+	if err != nil {
+		data, _ := os.ReadFile(f.hostsPath)
+		t.Fatalf("%s never appeared in the hosts file:\n%s", name, data)
+	}
+	return a
+}
+
+// get makes one HTTP request on a new connection to name:port, resolving
+// name through the hosts file.
+func (f *fwd) get(t *testing.T, name string, port int) (string, error) {
+	t.Helper()
+	a, ok := f.addr(name)
+	if !ok {
+		return "", fmt.Errorf("%s is not in the hosts file", name)
+	}
+	return httpGet(net.JoinHostPort(a, fmt.Sprint(port)))
+}
+
+func httpGet(addr string) (string, error) {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+var demoOnce struct {
+	sync.Once
+	err error
+}
+
+func demoCluster(t *testing.T) *cluster.Cluster {
+	t.Helper()
+	c := clustertest.Shared(t)
+	demoOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		demoOnce.err = seed.Apply(ctx, c, seed.Spec{Name: "demo"})
+	})
+	if demoOnce.err != nil {
+		t.Fatalf("seed demo: %v", demoOnce.err)
+	}
+	return c
+}
+
+// Every forwardable Service of the demo seed answers by name, from the right
+// pods; what cannot be forwarded is left out.
+func TestDemoServicesAnswerByName(t *testing.T) {
+	c := demoCluster(t)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"demo", "demo2"}})
+	for _, name := range []string{"web", "web.demo2", "api", "cache", "db", "db-0.db", "db-1.db", "legacy", "dns"} {
+		f.waitName(t, name)
+	}
+	for _, tc := range []struct {
+		name   string
+		port   int
+		prefix string
+	}{
+		{"web", 80, "pod=demo/web-"},
+		{"web.demo", 80, "pod=demo/web-"},
+		{"web.demo.svc.cluster.local", 80, "pod=demo/web-"},
+		{"web.demo2", 80, "pod=demo2/web-"},
+		{"api", 8080, "pod=demo/api-"},
+		{"cache", 6379, "pod=demo/cache-"},
+		{"db-0.db", 5432, "pod=demo/db-0 "},
+		{"db-1.db", 5432, "pod=demo/db-1 "},
+		{"db", 5432, "pod=demo/db-"},
+		{"legacy", 8080, "pod=demo/api-"},
+		{"dns", 53, "pod=demo/dns-"},
+	} {
+		body, err := f.get(t, tc.name, tc.port)
+		if err != nil || !strings.HasPrefix(body, tc.prefix) {
+			t.Errorf("%s:%d answered %q, %v; want %s…", tc.name, tc.port, body, err, tc.prefix)
+		}
+	}
+	if _, ok := f.addr("external"); ok {
+		t.Error("the ExternalName Service got a hosts entry")
+	}
+
+	// web spreads new connections over both pods.
+	seen := map[string]bool{}
+	for range 10 {
+		body, err := f.get(t, "web", 80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[body] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("10 connections to web reached %d pods, want 2: %v", len(seen), seen)
+	}
+
+	// Shutdown removes our block and leaves the rest.
+	f.stop()
+	data, _ := os.ReadFile(f.hostsPath)
+	if string(data) != "127.0.0.1 localhost\n" {
+		t.Errorf("hosts file after shutdown:\n%s", data)
+	}
+}
+
+// Names resolve through the system resolver: a private mount namespace sees
+// the engine's hosts file as /etc/hosts (the machine's own is never touched).
+func TestNamesResolveThroughEtcHosts(t *testing.T) {
+	c := demoCluster(t)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"demo"}})
+	want := f.waitName(t, "db-1.db")
+	out, err := exec.Command("unshare", "-m", "sh", "-c",
+		"mount --bind \"$0\" /etc/hosts && getent hosts db-1.db", f.hostsPath).CombinedOutput()
+	if err != nil {
+		clustertest.Skip(t, "cannot make a private mount namespace (unshare -m needs root): %v: %s", err, out)
+	}
+	if fields := strings.Fields(string(out)); len(fields) < 2 || fields[0] != want {
+		t.Fatalf("getent hosts db-1.db in the namespace = %q, want %s", out, want)
+	}
+	if body, err := httpGet(want + ":5432"); err != nil || !strings.HasPrefix(body, "pod=demo/db-1 ") {
+		t.Fatalf("db-1.db:5432 = %q, %v", body, err)
+	}
+}
+
+// app creates a Deployment and a Service of n pods in a namespace of its own.
+func app(t *testing.T, c *cluster.Cluster, ns, name string, n int32) {
+	t.Helper()
+	ctx := t.Context()
+	if err := c.CreateNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateDeployment(ctx, ns, name, n, cluster.ContainerPort("http", 8080)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: ns, Name: name, Selector: name,
+		Ports: []corev1.ServicePort{cluster.ServicePort("http", 80, intstr.FromString("http"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitServiceReady(ctx, ns, name, int(n), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Deleting the pod that served a connection changes nothing for clients:
+// the address stays, and every connection made meanwhile succeeds.
+func TestPodDeletionLosesNoConnection(t *testing.T) {
+	c := clustertest.Shared(t)
+	app(t, c, "churn", "web", 2)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"churn"}})
+	before := f.waitName(t, "web")
+	body, err := f.get(t, "web", 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := strings.Fields(strings.TrimPrefix(body, "pod=churn/"))[0]
+
+	var failures, total atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; i < 100; i++ {
+			select {
+			case <-stop:
+			default:
+			}
+			total.Add(1)
+			if _, err := f.get(t, "web", 80); err != nil {
+				failures.Add(1)
+				t.Logf("connection %d: %v", i, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	time.Sleep(200 * time.Millisecond)
+	if err := c.DeletePod(t.Context(), "churn", victim); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(stop)
+	if n := failures.Load(); n != 0 {
+		t.Errorf("%d of %d connections failed during the deletion of %s", n, total.Load(), victim)
+	}
+	if after, _ := f.addr("web"); after != before {
+		t.Errorf("web moved from %s to %s", before, after)
+	}
+}
+
+// Scaled to zero, connections wait for a pod instead of failing, and succeed
+// once one is back.
+func TestScaleToZeroAndBack(t *testing.T) {
+	c := clustertest.Shared(t)
+	app(t, c, "zero", "web", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"zero"}, wait: 30 * time.Second})
+	f.waitName(t, "web")
+	if _, err := f.get(t, "web", 80); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Scale(t.Context(), "deployment", "zero", "web", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitServiceReady(t.Context(), "zero", "web", 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() {
+		body, err := f.get(t, "web", 80)
+		if err == nil && !strings.HasPrefix(body, "pod=zero/web-") {
+			err = fmt.Errorf("body %q", body)
+		}
+		result <- err
+	}()
+	time.Sleep(time.Second) // the connection is now waiting
+	if err := c.Scale(t.Context(), "deployment", "zero", "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatalf("the waiting connection failed: %v", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("the waiting connection never completed")
+	}
+}
+
+// A StatefulSet pod keeps its address and names across a restart, and so do
+// all Services across a restart of kubefwd.
+func TestAddressesAreStable(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	if err := c.CreateNamespace(ctx, "stable"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: "stable", Name: "db", Selector: "db", Headless: true,
+		Ports: []corev1.ServicePort{cluster.ServicePort("pg", 5432, intstr.FromInt32(5432))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateStatefulSet(ctx, "stable", "db", "db", 2, cluster.ContainerPort("pg", 5432)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitServiceReady(ctx, "stable", "db", 2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"stable"}, statePath: state})
+	db0 := f.waitName(t, "db-0.db")
+	svc := f.waitName(t, "db")
+
+	old, err := c.Clientset.CoreV1().Pods("stable").Get(ctx, "db-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeletePod(ctx, "stable", "db-0"); err != nil {
+		t.Fatal(err)
+	}
+	err = cluster.Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := c.Clientset.CoreV1().Pods("stable").Get(ctx, "db-0", metav1.GetOptions{})
+		return err == nil && p.UID != old.UID, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitServiceReady(ctx, "stable", "db", 2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	err = cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		body, err = f.get(t, "db-0.db", 5432)
+		return err == nil, nil
+	})
+	if err != nil || !strings.HasPrefix(body, "pod=stable/db-0 ") {
+		t.Fatalf("db-0.db after the restart: %q, %v", body, err)
+	}
+	if now, _ := f.addr("db-0.db"); now != db0 {
+		t.Errorf("db-0.db moved from %s to %s across the pod's restart", db0, now)
+	}
+
+	f.stop()
+	g := startEngine(t, c, fwdOptions{namespaces: []string{"stable"}, statePath: state})
+	if a := g.waitName(t, "db"); a != svc {
+		t.Errorf("db moved from %s to %s across a restart of kubefwd", svc, a)
+	}
+	if a := g.waitName(t, "db-0.db"); a != db0 {
+		t.Errorf("db-0.db moved from %s to %s across a restart of kubefwd", db0, a)
+	}
+}
+
+// Services and ports that appear or go while kubefwd runs are followed.
+func TestFollowsServiceChanges(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	app(t, c, "live", "first", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"live"}})
+	f.waitName(t, "first")
+
+	// A Service created after start becomes reachable.
+	app(t, c, "live", "second", 1)
+	f.waitName(t, "second")
+	if body, err := f.get(t, "second", 80); err != nil || !strings.HasPrefix(body, "pod=live/second-") {
+		t.Fatalf("new Service: %q, %v", body, err)
+	}
+
+	// A port added to a Service starts listening.
+	svc, err := c.Clientset.CoreV1().Services("live").Get(ctx, "second", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Ports = append(svc.Spec.Ports, cluster.ServicePort("alt", 8081, intstr.FromString("http")))
+	if _, err := c.Clientset.CoreV1().Services("live").Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		body, err := f.get(t, "second", 8081)
+		return err == nil && strings.HasPrefix(body, "pod=live/second-"), nil
+	})
+	if err != nil {
+		t.Fatalf("added port 8081 never answered: %v", err)
+	}
+
+	// A deleted Service leaves the hosts file and closes its listener.
+	addr, _ := f.addr("second")
+	if err := c.Clientset.CoreV1().Services("live").Delete(ctx, "second", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		_, ok := f.addr("second")
+		return !ok, nil
+	})
+	if err != nil {
+		t.Fatal("deleted Service still in the hosts file")
+	}
+	if conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "80"), 2*time.Second); err == nil {
+		conn.Close()
+		t.Error("the deleted Service's listener still accepts connections")
+	}
+	if body, err := f.get(t, "first", 80); err != nil || !strings.HasPrefix(body, "pod=live/first-") {
+		t.Errorf("the other Service was disturbed: %q, %v", body, err)
+	}
+}
