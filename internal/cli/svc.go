@@ -177,7 +177,7 @@ func (o *svcOptions) complete() error {
 
 func (o *svcOptions) run(ctx context.Context) error {
 	if err := checkWritable(o.hostsPath); err != nil {
-		return PrivilegeError{err}
+		return err
 	}
 
 	// Preflight every context; one failing does not stop the others.
@@ -261,9 +261,9 @@ func checkWritable(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("cannot write the hosts file %s: permission denied; run kubefwd with sudo, or point --hosts-path at a file you own", path)
+			return PrivilegeError{fmt.Errorf("cannot write the hosts file %s (permission denied): run kubefwd with sudo, or point --hosts-path at a file you own", path)}
 		}
-		return fmt.Errorf("hosts file %s: %w", path, err)
+		return UsageError{fmt.Errorf("--hosts-path %s: %w", path, err)}
 	}
 	return f.Close()
 }

@@ -65,7 +65,9 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 		contexts = []string{c.Context}
 	}
 	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig = &kubeconfig
+	if kubeconfig != " " { // " ": use $KUBECONFIG
+		flags.KubeConfig = &kubeconfig
+	}
 	targets, err := kube.Resolve(kube.Request{Flags: flags, Contexts: contexts, Namespaces: o.namespaces, QPS: 50, Burst: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -482,5 +484,71 @@ func TestFollowsServiceChanges(t *testing.T) {
 	}
 	if body, err := f.get(t, "first", 80); err != nil || !strings.HasPrefix(body, "pod=live/first-") {
 		t.Errorf("the other Service was disturbed: %q, %v", body, err)
+	}
+}
+
+// The apiserver going away for 10 s closes no listener, and forwarding works
+// again within 5 s of its return.
+func TestSurvivesAPIServerRestart(t *testing.T) {
+	c := clustertest.New(t)
+	app(t, c, "outage", "web", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"outage"}, wait: 5 * time.Second})
+	addr := f.waitName(t, "web")
+	if _, err := f.get(t, "web", 80); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopAPIServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "80"), 2*time.Second)
+		if err != nil {
+			t.Fatalf("the listener closed during the outage: %v", err)
+		}
+		conn.Close()
+		time.Sleep(time.Second)
+	}
+	if err := c.StartAPIServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	var last error
+	for time.Since(back) < 5*time.Second {
+		var body string
+		body, last = f.get(t, "web", 80)
+		if last == nil && strings.HasPrefix(body, "pod=outage/web-") {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("forwarding did not work within 5s of the apiserver's return: %v", last)
+}
+
+// Two contexts at once, each with a Service of the same name: the first
+// context's gets the short name, the second's its context-suffixed ones.
+func TestTwoContexts(t *testing.T) {
+	one := clustertest.Shared(t)
+	two := clustertest.New(t)
+	app(t, one, "twin", "web", 1)
+	app(t, two, "twin", "web", 1)
+	// Both clusters in one kubeconfig, as KUBECONFIG=a:b merges them.
+	t.Setenv("KUBECONFIG", one.Kubeconfig+string(os.PathListSeparator)+two.Kubeconfig)
+	f := startEngine(t, one, fwdOptions{namespaces: []string{"twin"}, contexts: []string{one.Context, two.Context}, kubeconfig: " "})
+	short := f.waitName(t, "web")
+	other := f.waitName(t, "web."+two.Context)
+	if short == other {
+		t.Fatalf("both clusters' web got %s", short)
+	}
+	for name, wantCluster := range map[string]*cluster.Cluster{"web": one, "web." + two.Context: two, "web.twin." + one.Context: one, "web.twin." + two.Context: two} {
+		body, err := f.get(t, name, 80)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		pod := strings.Fields(strings.TrimPrefix(body, "pod=twin/"))[0]
+		if _, err := wantCluster.Clientset.CoreV1().Pods("twin").Get(t.Context(), pod, metav1.GetOptions{}); err != nil {
+			t.Errorf("%s answered from %s, which is not in cluster %s", name, pod, wantCluster.Name)
+		}
 	}
 }

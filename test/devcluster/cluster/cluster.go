@@ -21,12 +21,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -77,6 +79,9 @@ type Cluster struct {
 	backends  *backends
 	stopBack  context.CancelFunc
 	apiProc   *apiserverProcess
+
+	verifiedMu   sync.Mutex
+	verifiedUIDs map[types.UID]bool // pods proven to answer; guarded by verifiedMu
 }
 
 // Root is the directory under which every devcluster keeps its files.

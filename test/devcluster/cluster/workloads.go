@@ -263,7 +263,8 @@ func (c *Cluster) WaitServing(ctx context.Context, ns, pod string) error {
 }
 
 // WaitServiceReady waits until the Service's EndpointSlices list want ready
-// endpoints and every one of those pods is backed. It returns the pods.
+// endpoints and every one of those pods is backed and answers through a real
+// port-forward. It returns the pods.
 func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want int, timeout time.Duration) ([]string, error) {
 	var pods []string
 	err := Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
@@ -285,8 +286,18 @@ func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want
 			return false, nil
 		}
 		for _, p := range pods {
-			if _, ok := c.Backing(ns, p); !ok {
+			b, ok := c.Backing(ns, p)
+			if !ok {
 				return false, nil
+			}
+			// kwok learns of PortForwards through its own informer: prove
+			// each new pod answers through the real path before calling it
+			// ready, so callers never race kwok.
+			if !b.External && !c.verified(b.UID) {
+				if err := c.WaitServing(ctx, ns, p); err != nil {
+					return false, nil
+				}
+				c.markVerified(b.UID)
 			}
 		}
 		return true, nil
@@ -295,4 +306,19 @@ func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want
 		return nil, fmt.Errorf("service %s/%s: want %d ready, backed endpoints (have %v): %w", ns, service, want, pods, err)
 	}
 	return pods, nil
+}
+
+func (c *Cluster) verified(uid types.UID) bool {
+	c.verifiedMu.Lock()
+	defer c.verifiedMu.Unlock()
+	return c.verifiedUIDs[uid]
+}
+
+func (c *Cluster) markVerified(uid types.UID) {
+	c.verifiedMu.Lock()
+	defer c.verifiedMu.Unlock()
+	if c.verifiedUIDs == nil {
+		c.verifiedUIDs = map[types.UID]bool{}
+	}
+	c.verifiedUIDs[uid] = true
 }

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A kubeconfig whose only context points at a port where nothing listens.
+const deadKubeconfig = `apiVersion: v1
+kind: Config
+clusters:
+- name: dead
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: u
+  user: {token: t}
+contexts:
+- name: dead
+  context: {cluster: dead, user: u, namespace: ns1}
+current-context: dead
+`
+
+// Bad input ends in one sentence naming it, a fitting exit code, and the
+// hosts file untouched.
+func TestSvcBadInput(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(deadKubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hostsPath := filepath.Join(dir, "hosts")
+	original := "127.0.0.1 localhost\n# mine\n"
+	if err := os.WriteFile(hostsPath, []byte(original), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badConf := filepath.Join(dir, "fwd.yml")
+	if err := os.WriteFile(badConf, []byte("baseIP: 127.1.27.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"svc", "-c", kubeconfig, "--hosts-path", hostsPath, "--state-file", filepath.Join(dir, "state.json")}
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		mentions string
+	}{
+		{[]string{"-m", "80"}, ExitUsage, `--mapping "80"`},
+		{[]string{"-m", "80:99999"}, ExitUsage, `--mapping "80:99999"`},
+		{[]string{"-m", "80:81", "-m", "80:82"}, ExitUsage, "mapped twice"},
+		{[]string{"-r", "api:10.0.0.1"}, ExitUsage, "outside 127.0.0.0/8"},
+		{[]string{"-r", "api"}, ExitUsage, `--reserve "api"`},
+		{[]string{"-r", "a:127.1.1.1", "-r", "b:127.1.1.1"}, ExitUsage, "reserved for both"},
+		{[]string{"-z", badConf}, ExitUsage, `unknown field "baseIP"`},
+		{[]string{"-z", filepath.Join(dir, "missing.yml")}, ExitUsage, "missing.yml"},
+		{[]string{"-l", "app in (a"}, ExitUsage, "--selector"},
+		{[]string{"-f", "a~b"}, ExitUsage, "--field-selector"},
+		{[]string{"-x", "nope"}, ExitUsage, `context "nope" is not in the kubeconfig (it has: dead)`},
+		{[]string{"-n", "Bad_NS"}, ExitUsage, `namespace "Bad_NS"`},
+		{[]string{"-A", "-n", "x"}, ExitUsage, "cannot be combined"},
+		{[]string{"--hosts-path", filepath.Join(dir, "no", "hosts")}, ExitUsage, "--hosts-path"},
+		{nil, ExitNoCluster, "cannot reach the API server"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			var out, errb strings.Builder
+			code := Main(ctx, append(append([]string{}, base...), tc.args...), Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errb.String())
+			}
+			last := lastLine(errb.String())
+			if !strings.HasPrefix(last, "kubefwd: ") || !strings.Contains(last, tc.mentions) {
+				t.Errorf("last line %q does not name %q", last, tc.mentions)
+			}
+			if data, _ := os.ReadFile(hostsPath); string(data) != original {
+				t.Errorf("hosts file changed:\n%s", data)
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestDefaultToSvc(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"-n x", "svc -n x"},
+		{"version", "version"},
+		{"--help", "--help"},
+		{"-n x --help", "-n x --help"},
+		{"", ""},
+	} {
+		got := strings.Join(defaultToSvc(strings.Fields(tc.in)), " ")
+		if got != tc.want {
+			t.Errorf("defaultToSvc(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
