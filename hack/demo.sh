@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make demo: start a devcluster seeded with the demo workloads, then run
-# kubefwd against it. Ctrl-C stops both; nothing is left behind.
+# kubefwd against it. kubefwd runs in a private mount namespace whose
+# /etc/hosts is a copy, so the demo never touches this machine's own hosts
+# file. Ctrl-C stops both; nothing is left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,12 +10,27 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/kubefwd-demo.XXXXXX")"
 kubeconfig="$work/kubeconfig"
 cluster_pid=""
 kubefwd_pid=""
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+	sudo="sudo" # names need /etc/hosts and ports below 1024 need root
+fi
 
 cleanup() {
 	trap - EXIT INT TERM
-	[ -n "$kubefwd_pid" ] && kill -TERM "$kubefwd_pid" 2>/dev/null && wait "$kubefwd_pid" 2>/dev/null
-	[ -n "$cluster_pid" ] && kill -TERM "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
-	rm -rf "$work"
+	if [ -n "$kubefwd_pid" ]; then
+		# Ctrl-C reached kubefwd too; give it a moment to stop in order.
+		for _ in $(seq 1 30); do
+			kill -0 "$kubefwd_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		$sudo kill -TERM "$kubefwd_pid" 2>/dev/null || true
+		wait "$kubefwd_pid" 2>/dev/null || true
+	fi
+	if [ -n "$cluster_pid" ]; then
+		kill -TERM "$cluster_pid" 2>/dev/null || true
+		wait "$cluster_pid" 2>/dev/null || true
+	fi
+	$sudo rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -35,22 +52,35 @@ until grep -q '^READY' "$work/up.out" 2>/dev/null; do
 	sleep 0.2
 done
 cat "$work/up.out"
+
+# kubefwd in a private mount namespace, with a copy of /etc/hosts.
+cp /etc/hosts "$work/hosts"
+echo "demo: running kubefwd svc -n demo,demo2 (its /etc/hosts is a private copy)"
+$sudo unshare -m --propagation private sh -c \
+	'mount --bind "$1" /etc/hosts && exec "$2" svc -n demo,demo2 --kubeconfig "$3" --state-file "$4"' \
+	sh "$work/hosts" "$work/kubefwd" "$kubeconfig" "$work/state.json" &
+kubefwd_pid=$!
+
+# Wait for the names, then show them working from inside the namespace.
+for _ in $(seq 1 100); do
+	grep -q ' web\.demo2 ' "$work/hosts" 2>/dev/null && break
+	sleep 0.1
+done
+sleep 0.5
+inside="$sudo nsenter -t $kubefwd_pid -m"
+if command -v curl >/dev/null; then
+	for url in http://web/ http://web.demo2/ http://db-1.db:5432/ http://legacy:8080/; do
+		printf 'demo: curl %-22s → %s\n' "$url" "$($inside curl -s --max-time 5 "$url" || echo 'no answer')"
+	done
+fi
 cat <<MSG
 
-demo: the cluster is ready. From another terminal:
+demo: kubefwd is forwarding. Try more from another terminal, inside its namespace:
+  $inside curl http://web/
+  $inside sh          # a shell where every demo name resolves
+and the cluster itself:
   $bindir/kubectl --kubeconfig $kubeconfig get svc -A
-  $bindir/kubectl --kubeconfig $kubeconfig -n demo port-forward svc/web 18080:80
-
+Ctrl-C stops kubefwd and the cluster.
 MSG
-
-# Until the forwarder exists, its verb is missing from kubefwd's command list.
-if "$work/kubefwd" --help | grep -qE '^[[:space:]]+svc[[:space:]]'; then
-	echo "demo: running kubefwd svc -n demo,demo2 (Ctrl-C stops everything)"
-	"$work/kubefwd" svc -n demo,demo2 --kubeconfig "$kubeconfig" &
-	kubefwd_pid=$!
-	wait "$kubefwd_pid"
-	kubefwd_pid=""
-else
-	echo "demo: kubefwd svc is not implemented yet; the cluster stays up until Ctrl-C"
-	wait "$cluster_pid"
-fi
+wait "$kubefwd_pid"
+kubefwd_pid=""

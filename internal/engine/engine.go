@@ -187,6 +187,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	e.log.Info("shutting down")
+	stopping := time.Now()
 	e.queue.ShutDown()
 	<-worker
 	cancel()
@@ -194,6 +195,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, cl := range e.clusters {
 		cl.catalog.Shutdown()
 	}
+	e.log.Debug("watches stopped", "after", time.Since(stopping))
 
 	// Stop accepting, then end the connections in flight.
 	for _, f := range e.forwards {
@@ -209,6 +211,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, cl := range e.clusters {
 		cl.pool.CloseAll()
 	}
+	e.log.Debug("connections and tunnels closed", "after", time.Since(stopping))
 
 	var errs []error
 	if err := e.opts.Hosts.Remove(); err != nil {
@@ -220,6 +223,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.opts.State.Save(e.alloc.State()); err != nil {
 		errs = append(errs, err)
 	}
+	e.log.Info("stopped; hosts entries removed", "after", time.Since(stopping).Round(time.Millisecond))
 	return errors.Join(errs...)
 }
 
