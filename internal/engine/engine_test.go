@@ -552,3 +552,83 @@ func TestTwoContexts(t *testing.T) {
 		}
 	}
 }
+
+// Changes to a Service's selector, ports and type apply while running.
+func TestServiceUpdatesApplyLive(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	app(t, c, "updates", "blue", 1)
+	app(t, c, "updates", "green", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"updates"}})
+	f.waitName(t, "blue")
+	if body, err := f.get(t, "blue", 80); err != nil || !strings.HasPrefix(body, "pod=updates/blue-") {
+		t.Fatalf("blue: %q, %v", body, err)
+	}
+	update := func(mut func(*corev1.Service)) {
+		t.Helper()
+		svc, err := c.Clientset.CoreV1().Services("updates").Get(ctx, "blue", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mut(svc)
+		if _, err := c.Clientset.CoreV1().Services("updates").Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Selector: the Service now picks green's pods.
+	update(func(s *corev1.Service) { s.Spec.Selector = map[string]string{cluster.AppLabel: "green"} })
+	err := cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		body, err := f.get(t, "blue", 80)
+		return err == nil && strings.HasPrefix(body, "pod=updates/green-"), nil
+	})
+	if err != nil {
+		t.Fatal("the selector change was not followed")
+	}
+	addr, _ := f.addr("blue")
+
+	// Port renumbered: 80 closes, 8000 opens.
+	update(func(s *corev1.Service) { s.Spec.Ports[0].Port = 8000 })
+	err = cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		body, err := f.get(t, "blue", 8000)
+		return err == nil && strings.HasPrefix(body, "pod=updates/green-"), nil
+	})
+	if err != nil {
+		t.Fatal("the new port never answered")
+	}
+	if conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "80"), 2*time.Second); err == nil {
+		conn.Close()
+		t.Error("the removed port still listens")
+	}
+
+	// Type: ExternalName is not forwardable, so the entry goes.
+	update(func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeExternalName
+		s.Spec.ExternalName = "example.com"
+		s.Spec.Selector = nil
+		s.Spec.ClusterIP = ""
+		s.Spec.ClusterIPs = nil
+	})
+	err = cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		_, ok := f.addr("blue")
+		return !ok, nil
+	})
+	if err != nil {
+		t.Fatal("a Service turned ExternalName is still forwarded")
+	}
+	if body, err := f.get(t, "green", 80); err != nil || !strings.HasPrefix(body, "pod=updates/green-") {
+		t.Errorf("green was disturbed: %q, %v", body, err)
+	}
+}
+
+// Without WebSocket port-forwarding on the apiserver, forwarding falls back
+// to SPDY and works the same.
+func TestForwardingFallsBackToSPDY(t *testing.T) {
+	c := clustertest.New(t, "kube-apiserver=feature-gates=PortForwardWebsockets=false")
+	app(t, c, "spdy", "web", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"spdy"}})
+	f.waitName(t, "web")
+	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=spdy/web-") {
+		t.Fatalf("web over SPDY: %q, %v", body, err)
+	}
+}
