@@ -136,6 +136,11 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 		}
 	}
 
+	if len(pods) == 0 && out.NonPodEndpoints > 0 {
+		out.NotForwarded = fmt.Sprintf("its %d endpoints are not pods (port-forward reaches pods only)", out.NonPodEndpoints)
+		return out
+	}
+
 	for _, p := range tcp {
 		local := p.Port
 		if m, ok := mapping[p.Port]; ok {

@@ -96,7 +96,7 @@ func TestBuildNotForwardable(t *testing.T) {
 	}
 	external := Build("c", svc("legacy", nil, sp("http", 80, corev1.ProtocolTCP)),
 		[]*discoveryv1.EndpointSlice{slice("legacy", map[string]int32{"http": 80}, epSpec{ready: true, notPod: true})}, nil)
-	if external.NonPodEndpoints != 1 || external.Ready() {
+	if external.NonPodEndpoints != 1 || !strings.Contains(external.NotForwarded, "not pods") {
 		t.Errorf("endpoints that are not pods: %+v", external)
 	}
 }

@@ -268,9 +268,6 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 		e.remove(key)
 		return nil
 	}
-	if desired.NonPodEndpoints > 0 && !desired.Ready() {
-		e.reportOnce(key, "endpoints are not pods; port-forward cannot reach them", key, "endpoints", desired.NonPodEndpoints)
-	}
 
 	f := e.forwards[key]
 	if f == nil {

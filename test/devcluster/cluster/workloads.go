@@ -137,7 +137,8 @@ type ServiceSpec struct {
 // CreateService creates the Service described by spec.
 func (c *Cluster) CreateService(ctx context.Context, spec ServiceSpec) (*corev1.Service, error) {
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: spec.Namespace},
+		// Labelled like the workloads, so -l app=NAME selects it.
+		ObjectMeta: metav1.ObjectMeta{Name: spec.Name, Namespace: spec.Namespace, Labels: map[string]string{AppLabel: spec.Name}},
 		Spec:       corev1.ServiceSpec{Ports: spec.Ports},
 	}
 	if spec.Selector != "" {
