@@ -1,15 +1,19 @@
 package kube_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubefwd/kubefwd/internal/kube"
+	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
 
@@ -49,11 +53,20 @@ func TestPreflightNamesMissingPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = kube.Preflight(ctx, targets[0])
+	// The apiserver's RBAC authorizer learns of new bindings through its
+	// own informers: wait until it has.
 	var perr *kube.PreflightError
-	if !errors.As(err, &perr) {
-		t.Fatalf("Preflight = %v, want a PreflightError", err)
+	err = cluster.Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		err := kube.Preflight(ctx, targets[0])
+		if !errors.As(err, &perr) {
+			return false, fmt.Errorf("Preflight = %v, want a PreflightError", err)
+		}
+		return len(perr.Missing["rbac-a"]) < len(kube.Needed), nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	err = perr
 	if got := len(perr.Missing["rbac-a"]); got != len(kube.Needed)-2 {
 		t.Errorf("rbac-a misses %d permissions, want %d: %v", got, len(kube.Needed)-2, perr.Missing["rbac-a"])
 	}
