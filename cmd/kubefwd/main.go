@@ -4,11 +4,21 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
+
+	"k8s.io/klog/v2"
 
 	"github.com/kubefwd/kubefwd/internal/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	// One logger for the process: ours and client-go's (klog) lines go to
+	// stderr in the same format; -v lowers the level later.
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	klog.SetSlogLogger(log)
+	os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Streams{
+		In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Log: log, Level: level,
+	}))
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,11 @@ const (
 type Streams struct {
 	In       io.Reader
 	Out, Err io.Writer
+	// Log and Level, when set, are the process's logger (which main also
+	// gave to klog, once, before anything ran) and its level, which -v
+	// raises. When nil, commands log to Err at their own level.
+	Log   *slog.Logger
+	Level *slog.LevelVar
 }
 
 // UsageError marks an error in the user's input; Main exits with ExitUsage.

@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/klog/v2"
 
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/engine"
@@ -112,9 +111,12 @@ func (o *svcOptions) complete() error {
 	if o.verbose {
 		level = slog.LevelDebug
 	}
-	o.log = slog.New(slog.NewTextHandler(o.streams.Err, &slog.HandlerOptions{Level: level}))
-	// client-go logs through klog; send it to the same place.
-	klog.SetSlogLogger(o.log)
+	if o.streams.Log != nil && o.streams.Level != nil {
+		o.streams.Level.Set(level)
+		o.log = o.streams.Log
+	} else {
+		o.log = slog.New(slog.NewTextHandler(o.streams.Err, &slog.HandlerOptions{Level: level}))
+	}
 
 	if o.selector != "" {
 		if _, err := labels.Parse(o.selector); err != nil {

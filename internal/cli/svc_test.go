@@ -37,6 +37,10 @@ func TestSvcBadInput(t *testing.T) {
 	if err := os.WriteFile(hostsPath, []byte(original), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	brokenKubeconfig := filepath.Join(dir, "broken-kubeconfig")
+	if err := os.WriteFile(brokenKubeconfig, []byte("apiVersion: v1\nclusters: [[[\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	badConf := filepath.Join(dir, "fwd.yml")
 	if err := os.WriteFile(badConf, []byte("baseIP: 127.1.27.1\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -61,6 +65,7 @@ func TestSvcBadInput(t *testing.T) {
 		{[]string{"-n", "Bad_NS"}, ExitUsage, `namespace "Bad_NS"`},
 		{[]string{"-A", "-n", "x"}, ExitUsage, "cannot be combined"},
 		{[]string{"--hosts-path", filepath.Join(dir, "no", "hosts")}, ExitUsage, "--hosts-path"},
+		{[]string{"-c", brokenKubeconfig}, ExitUsage, "cannot read kubeconfig"},
 		{nil, ExitNoCluster, "cannot reach the API server"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

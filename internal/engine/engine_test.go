@@ -41,6 +41,7 @@ type fwd struct {
 
 type fwdOptions struct {
 	namespaces []string
+	all        bool
 	contexts   []string // default: the cluster's own
 	kubeconfig string   // default: the cluster's
 	statePath  string
@@ -68,7 +69,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	if kubeconfig != " " { // " ": use $KUBECONFIG
 		flags.KubeConfig = &kubeconfig
 	}
-	targets, err := kube.Resolve(kube.Request{Flags: flags, Contexts: contexts, Namespaces: o.namespaces, QPS: 50, Burst: 100})
+	targets, err := kube.Resolve(kube.Request{Flags: flags, Contexts: contexts, Namespaces: o.namespaces, AllNamespaces: o.all, QPS: 50, Burst: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,5 +631,27 @@ func TestForwardingFallsBackToSPDY(t *testing.T) {
 	f.waitName(t, "web")
 	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=spdy/web-") {
 		t.Fatalf("web over SPDY: %q, %v", body, err)
+	}
+}
+
+// -A forwards every namespace; the context's own namespace gets the short
+// names, the others svc.ns.
+func TestAllNamespaces(t *testing.T) {
+	c := clustertest.New(t)
+	app(t, c, "default", "home", 1)
+	app(t, c, "elsewhere", "away", 1)
+	f := startEngine(t, c, fwdOptions{all: true})
+	f.waitName(t, "home")
+	f.waitName(t, "away.elsewhere")
+	if _, ok := f.addr("away"); ok {
+		t.Error("a Service outside the context's namespace got the bare name")
+	}
+	for name, prefix := range map[string]string{"home": "pod=default/home-", "away.elsewhere": "pod=elsewhere/away-"} {
+		if body, err := f.get(t, name, 80); err != nil || !strings.HasPrefix(body, prefix) {
+			t.Errorf("%s: %q, %v", name, body, err)
+		}
+	}
+	if _, ok := f.addr("kubernetes.default"); ok {
+		t.Error("the apiserver's own Service (no pod endpoints) was forwarded")
 	}
 }

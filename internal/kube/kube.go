@@ -26,7 +26,8 @@ type Target struct {
 	Context string // as named in the kubeconfig
 	Index   int    // order on the command line; 0 gets the short names
 	// Namespaces to forward, in order (the first gets the short names).
-	// Empty with AllNamespaces.
+	// With AllNamespaces every namespace is forwarded and this holds only
+	// the context's own, which gets the short names.
 	Namespaces    []string
 	AllNamespaces bool
 	Config        *rest.Config
@@ -100,11 +101,11 @@ func Resolve(req Request) ([]Target, error) {
 			return nil, UsageError{fmt.Errorf("context %q: %w", name, err)}
 		}
 		t := Target{Context: name, Index: i, Config: cfg, Client: client, AllNamespaces: req.AllNamespaces}
-		switch {
-		case req.AllNamespaces:
-		case len(namespaces) > 0:
+		if len(namespaces) > 0 {
 			t.Namespaces = namespaces
-		default:
+		} else {
+			// The context's own namespace: forwarded alone by default, and
+			// the one whose Services get the short names under -A.
 			ns, _, err := loader.Namespace()
 			if err != nil || ns == "" {
 				ns = metav1.NamespaceDefault
