@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
@@ -42,17 +40,7 @@ func (s *syncBuffer) String() string {
 func TestSvcDeadContextDoesNotStopOthers(t *testing.T) {
 	c := clustertest.Shared(t)
 	ctx := t.Context()
-	if err := c.CreateNamespace(ctx, "mixed"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateDeployment(ctx, "mixed", "web", 1, cluster.ContainerPort("http", 8080)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: "mixed", Name: "web", Selector: "web",
-		Ports: []corev1.ServicePort{cluster.ServicePort("http", 80, intstr.FromString("http"))}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.WaitServiceReady(ctx, "mixed", "web", 1, time.Minute); err != nil {
+	if _, err := c.CreateApp(ctx, "mixed", "web", 1, 80); err != nil {
 		t.Fatal(err)
 	}
 

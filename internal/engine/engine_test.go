@@ -28,7 +28,6 @@ import (
 	"github.com/kubefwd/kubefwd/internal/loopback"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
-	"github.com/kubefwd/kubefwd/test/devcluster/seed"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
@@ -179,29 +178,10 @@ func httpGet(addr string) (string, error) {
 	return string(b), err
 }
 
-var demoOnce struct {
-	sync.Once
-	err error
-}
-
-func demoCluster(t *testing.T) *cluster.Cluster {
-	t.Helper()
-	c := clustertest.Shared(t)
-	demoOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		demoOnce.err = seed.Apply(ctx, c, seed.Spec{Name: "demo"})
-	})
-	if demoOnce.err != nil {
-		t.Fatalf("seed demo: %v", demoOnce.err)
-	}
-	return c
-}
-
 // Every forwardable Service of the demo seed answers by name, from the right
 // pods; what cannot be forwarded is left out.
 func TestDemoServicesAnswerByName(t *testing.T) {
-	c := demoCluster(t)
+	c := clustertest.Seeded(t, "demo")
 	f := startEngine(t, c, fwdOptions{namespaces: []string{"demo", "demo2"}})
 	for _, name := range []string{"web", "web.demo2", "api", "cache", "db", "db-0.db", "db-1.db", "legacy", "dns"} {
 		f.waitName(t, name)
@@ -256,7 +236,7 @@ func TestDemoServicesAnswerByName(t *testing.T) {
 // Names resolve through the system resolver: a private mount namespace sees
 // the engine's hosts file as /etc/hosts (the machine's own is never touched).
 func TestNamesResolveThroughEtcHosts(t *testing.T) {
-	c := demoCluster(t)
+	c := clustertest.Seeded(t, "demo")
 	f := startEngine(t, c, fwdOptions{namespaces: []string{"demo"}})
 	want := f.waitName(t, "db-1.db")
 	out, err := exec.Command("unshare", "-m", "sh", "-c",
@@ -272,21 +252,10 @@ func TestNamesResolveThroughEtcHosts(t *testing.T) {
 	}
 }
 
-// app creates a Deployment and a Service of n pods in a namespace of its own.
+// app creates a Deployment and a Service (port 80) of n pods.
 func app(t *testing.T, c *cluster.Cluster, ns, name string, n int32) {
 	t.Helper()
-	ctx := t.Context()
-	if err := c.CreateNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateDeployment(ctx, ns, name, n, cluster.ContainerPort("http", 8080)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: ns, Name: name, Selector: name,
-		Ports: []corev1.ServicePort{cluster.ServicePort("http", 80, intstr.FromString("http"))}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.WaitServiceReady(ctx, ns, name, int(n), time.Minute); err != nil {
+	if _, err := c.CreateApp(t.Context(), ns, name, n, 80); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
@@ -26,25 +23,9 @@ func TestMain(m *testing.M) { clustertest.Main(m) }
 // the pod names once they answer.
 func app(t *testing.T, c *cluster.Cluster, ns, name string, n int) []string {
 	t.Helper()
-	ctx := t.Context()
-	if err := c.CreateNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateDeployment(ctx, ns, name, int32(n), cluster.ContainerPort("http", 8080)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: ns, Name: name, Selector: name,
-		Ports: []corev1.ServicePort{cluster.ServicePort("http", 8080, intstr.FromInt32(8080))}}); err != nil {
-		t.Fatal(err)
-	}
-	pods, err := c.WaitServiceReady(ctx, ns, name, n, time.Minute)
+	pods, err := c.CreateApp(t.Context(), ns, name, int32(n), 8080)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, p := range pods {
-		if err := c.WaitServing(ctx, ns, p); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return pods
 }

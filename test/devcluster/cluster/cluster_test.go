@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,32 +29,12 @@ import (
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
 
-// demoCluster is the shared cluster with the demo seed applied once.
-var demoOnce struct {
-	sync.Once
-	err error
-}
-
-func demoCluster(t *testing.T) *cluster.Cluster {
-	t.Helper()
-	c := clustertest.Shared(t)
-	demoOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		demoOnce.err = seed.Apply(ctx, c, seed.Spec{Name: "demo"})
-	})
-	if demoOnce.err != nil {
-		t.Fatalf("seed demo: %v", demoOnce.err)
-	}
-	return c
-}
-
 var identity = regexp.MustCompile(`^pod=demo/(web-[a-z0-9]+-[a-z0-9]+) port=8080\n$`)
 
 // kubectl's own port-forward, the reference client, reaches a backend
 // through kube-apiserver and kwok.
 func TestKubectlPortForwardServiceReachesBackend(t *testing.T) {
-	c := demoCluster(t)
+	c := clustertest.Seeded(t, "demo")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
@@ -124,7 +103,7 @@ func get(t *testing.T, client *http.Client, url string) string {
 
 // Every seeded Service has the endpoints the demo promises, each backed.
 func TestDemoSeed(t *testing.T) {
-	c := demoCluster(t)
+	c := clustertest.Seeded(t, "demo")
 	ctx := t.Context()
 	for _, tc := range []struct {
 		ns, svc string
@@ -157,7 +136,7 @@ func TestDemoSeed(t *testing.T) {
 // Deleting a pod brings a replacement that is backed and answers with its
 // own name; a StatefulSet pod comes back under the same name, backed anew.
 func TestDeletedPodIsReplacedAndBacked(t *testing.T) {
-	c := demoCluster(t)
+	c := clustertest.Seeded(t, "demo")
 	ctx := t.Context()
 
 	before, err := c.WaitServiceReady(ctx, "demo", "web", 2, 30*time.Second)

@@ -323,3 +323,20 @@ func (c *Cluster) markVerified(uid types.UID) {
 	}
 	c.verifiedUIDs[uid] = true
 }
+
+// CreateApp is the common case in one call: namespace ns (if needed), a
+// Deployment name of replicas pods declaring port "http" 8080, and a Service
+// name whose servicePort targets "http". It returns the ready, serving pods.
+func (c *Cluster) CreateApp(ctx context.Context, ns, name string, replicas int32, servicePort int32) ([]string, error) {
+	if err := c.CreateNamespace(ctx, ns); err != nil {
+		return nil, err
+	}
+	if _, err := c.CreateDeployment(ctx, ns, name, replicas, ContainerPort("http", 8080)); err != nil {
+		return nil, err
+	}
+	if _, err := c.CreateService(ctx, ServiceSpec{Namespace: ns, Name: name, Selector: name,
+		Ports: []corev1.ServicePort{ServicePort("http", servicePort, intstr.FromString("http"))}}); err != nil {
+		return nil, err
+	}
+	return c.WaitServiceReady(ctx, ns, name, int(replicas), time.Minute)
+}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/kubefwd/kubefwd/test/devcluster/binaries"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
+	"github.com/kubefwd/kubefwd/test/devcluster/seed"
 )
 
 // RequireEnv, when "1", turns every skip of a real-cluster test into a failure.
@@ -149,4 +150,37 @@ type testLog struct{ t testing.TB }
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Logf("%s", p)
 	return len(p), nil
+}
+
+// Seeded returns the shared cluster with a seed ("demo", "scale:NxM")
+// applied, once per test binary.
+func Seeded(t testing.TB, spec string) *cluster.Cluster {
+	t.Helper()
+	c := Shared(t)
+	s, err := seed.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds.Lock()
+	defer seeds.Unlock()
+	if seeds.done == nil {
+		seeds.done = map[string]error{}
+	}
+	err, applied := seeds.done[spec]
+	if !applied {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err = seed.Apply(ctx, c, s)
+		cancel()
+		seeds.done[spec] = err
+	}
+	if err != nil {
+		t.Fatalf("seed %s: %v", spec, err)
+	}
+	return c
+}
+
+// Seeds applied to the shared cluster, and their outcome.
+var seeds struct {
+	sync.Mutex
+	done map[string]error
 }
