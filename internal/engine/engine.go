@@ -175,6 +175,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		})
 	}
 	bg.Go(func() { e.writeHosts(runCtx) })
+	bg.Go(func() { e.watchSleep(runCtx) })
 	worker := make(chan struct{})
 	go func() {
 		defer close(worker)

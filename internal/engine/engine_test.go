@@ -35,6 +35,7 @@ func TestMain(m *testing.M) { clustertest.Main(m) }
 // fwd is a running engine and the hosts file it writes.
 type fwd struct {
 	hostsPath string
+	engine    *engine.Engine
 	stop      func()
 }
 
@@ -95,6 +96,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.engine = eng
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
@@ -622,5 +624,20 @@ func TestAllNamespaces(t *testing.T) {
 	}
 	if _, ok := f.addr("kubernetes.default"); ok {
 		t.Error("the apiserver's own Service (no pod endpoints) was forwarded")
+	}
+}
+
+// Refresh drops every tunnel; forwarding goes on over new ones.
+func TestRefreshReopensTunnels(t *testing.T) {
+	c := clustertest.Shared(t)
+	app(t, c, "refresh", "web", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"refresh"}})
+	f.waitName(t, "web")
+	if _, err := f.get(t, "web", 80); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Refresh()
+	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=refresh/web-") {
+		t.Fatalf("after Refresh: %q, %v", body, err)
 	}
 }

@@ -70,9 +70,22 @@ func (t *Tunnel) Streams() int {
 	return t.open
 }
 
-// Close closes the tunnel and every stream on it.
+// closeTimeout bounds Close: closing writes a GOAWAY frame, which can block
+// on a dead connection whose send buffer is full.
+const closeTimeout = 2 * time.Second
+
+// Close closes the tunnel and every stream on it. It returns within
+// closeTimeout; a close still blocked then finishes in the background, when
+// the connection's write fails.
 func (t *Tunnel) Close() error {
-	err := t.conn.Close()
+	done := make(chan error, 1)
+	go func() { done <- t.conn.Close() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(closeTimeout):
+		err = fmt.Errorf("closing tunnel to pod %s: no progress within %s", t.pod, closeTimeout)
+	}
 	t.markClosed()
 	return err
 }
