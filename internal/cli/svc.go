@@ -200,8 +200,12 @@ func (o *svcOptions) run(ctx context.Context) error {
 		return ClusterError{errors.Join(failures...)}
 	}
 
-	block := hosts.Block{ID: randomID(), Owner: "pid=" + strconv.Itoa(os.Getpid())}
-	hostsFile := &hosts.File{Path: o.hostsPath, Block: block}
+	block := hosts.Block{ID: randomID(), Owner: hosts.Self().String()}
+	hostsFile := &hosts.File{Path: o.hostsPath, Block: block, AfterWrite: func() {
+		if err := hosts.FlushDNSCache(); err != nil {
+			o.log.Warn("cannot flush the DNS cache", "err", err)
+		}
+	}}
 	eng, err := engine.New(engine.Options{
 		Targets: targets, LabelSelector: o.selector, FieldSelector: o.fieldSelector,
 		Mapping: o.mapping, Domain: o.domain, Loopback: o.loopback,
@@ -212,6 +216,16 @@ func (o *svcOptions) run(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+
+	// Blocks of instances that died without cleaning up (kill -9, a crash,
+	// a reboot) go first.
+	gone, err := hostsFile.RemoveStale()
+	if err != nil {
+		return err
+	}
+	for _, owner := range gone {
+		o.log.Info("removed hosts entries left by a kubefwd that is no longer running", "pid", owner.PID, "hosts", o.hostsPath)
 	}
 
 	// First signal: shut down in order. Second: remove our hosts entries

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,5 +105,146 @@ func TestSvcDeadContextDoesNotStopOthers(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(hostsPath); string(data) != "127.0.0.1 localhost\n" {
 		t.Errorf("hosts file after exit:\n%s", data)
+	}
+}
+
+// kubefwdBinary builds kubefwd once per test binary.
+var built struct {
+	sync.Once
+	path string
+	err  error
+}
+
+func kubefwdBinary(t *testing.T) string {
+	t.Helper()
+	built.Do(func() {
+		dir, err := os.MkdirTemp("", "kubefwd-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "kubefwd")
+		out, err := exec.Command("go", "build", "-o", built.path, "github.com/kubefwd/kubefwd/cmd/kubefwd").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+// instance is a kubefwd process.
+type instance struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+}
+
+func startInstance(t *testing.T, c *cluster.Cluster, hostsPath, state string, args ...string) *instance {
+	t.Helper()
+	all := append([]string{"svc", "-c", c.Kubeconfig, "--hosts-path", hostsPath, "--state-file", state}, args...)
+	cmd := exec.Command(kubefwdBinary(t), all...)
+	in := &instance{cmd: cmd, stderr: &syncBuffer{}}
+	cmd.Stderr = in.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return in
+}
+
+func waitHosts(t *testing.T, path string, cond func(string) bool, what string) {
+	t.Helper()
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		data, _ := os.ReadFile(path)
+		return cond(string(data)), nil
+	})
+	if err != nil {
+		data, _ := os.ReadFile(path)
+		t.Fatalf("hosts file never %s:\n%s", what, data)
+	}
+}
+
+// kill -9 leaves the block behind; the next start removes it and says so,
+// and after a clean stop the user's file is byte for byte what it was.
+func TestStaleBlockRemovedAfterKill9(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "crash", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hostsPath := filepath.Join(dir, "hosts")
+	original := "127.0.0.1\tlocalhost\r\n# the user's own comment\r\n10.1.2.3 corp-proxy"
+	if err := os.WriteFile(hostsPath, []byte(original), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state.json")
+
+	first := startInstance(t, c, hostsPath, state, "-n", "crash")
+	waitHosts(t, hostsPath, func(s string) bool { return strings.Contains(s, " web ") }, "listed web")
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.cmd.Wait()
+	if data, _ := os.ReadFile(hostsPath); !strings.Contains(string(data), "# kubefwd begin") {
+		t.Fatal("kill -9 left no block behind; the test proves nothing")
+	}
+
+	second := startInstance(t, c, hostsPath, state, "-n", "crash")
+	mine := fmt.Sprintf(" pid=%d ", second.cmd.Process.Pid)
+	waitHosts(t, hostsPath, func(s string) bool {
+		return strings.Count(s, "# kubefwd begin") == 1 && strings.Contains(s, mine) && strings.Contains(s, " web ")
+	}, "held only the new instance's block")
+	if !strings.Contains(second.stderr.String(), "removed hosts entries left by a kubefwd that is no longer running") {
+		t.Errorf("the stale block's removal was not reported:\n%s", second.stderr.String())
+	}
+	if err := second.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGINT: %v\n%s", err, second.stderr.String())
+	}
+	if data, _ := os.ReadFile(hostsPath); string(data) != original {
+		t.Errorf("hosts file after the clean stop:\n%q\nwant\n%q", data, original)
+	}
+}
+
+// Two instances on different namespaces keep their own blocks; stopping
+// one leaves the other's.
+func TestTwoInstances(t *testing.T) {
+	c := clustertest.Shared(t)
+	for _, ns := range []string{"inst-a", "inst-b"} {
+		if _, err := c.CreateApp(t.Context(), ns, "web", 1, 80); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	hostsPath := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startInstance(t, c, hostsPath, filepath.Join(dir, "a.json"), "-n", "inst-a")
+	b := startInstance(t, c, hostsPath, filepath.Join(dir, "b.json"), "-n", "inst-b")
+	waitHosts(t, hostsPath, func(s string) bool {
+		return strings.Count(s, "# kubefwd begin") == 2 && strings.Contains(s, " web.inst-a ") && strings.Contains(s, " web.inst-b ")
+	}, "held both instances' blocks")
+	if err := a.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Wait(); err != nil {
+		t.Errorf("instance a: %v", err)
+	}
+	data, _ := os.ReadFile(hostsPath)
+	if strings.Contains(string(data), "web.inst-a") || !strings.Contains(string(data), " web.inst-b ") {
+		t.Errorf("after stopping a:\n%s", data)
+	}
+	b.cmd.Process.Signal(os.Interrupt)
+	b.cmd.Wait()
+	if data, _ := os.ReadFile(hostsPath); string(data) != "127.0.0.1 localhost\n" {
+		t.Errorf("after stopping both:\n%s", data)
 	}
 }
