@@ -5,7 +5,7 @@ GO ?= go
 # against a real cluster need more than go test's default 10 minutes then.
 TEST_TIMEOUT ?= 45m
 
-.PHONY: all build test vet fmt-check devcluster-binaries demo clean
+.PHONY: all build test vet fmt-check cross devcluster-binaries demo clean
 
 all: build
 
@@ -15,8 +15,15 @@ build:
 # Everything: formatting, vet, and every test (unit and real-cluster) with
 # the race detector. Builds the cluster binaries first, with visible progress,
 # so that the test binaries find them cached.
-test: fmt-check vet devcluster-binaries
+test: fmt-check vet cross devcluster-binaries
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+# kubefwd must keep building where it is not tested here.
+cross:
+	@for target in darwin/amd64 darwin/arm64 windows/amd64 windows/arm64; do \
+		echo "go build ./cmd/kubefwd for $$target"; \
+		GOOS=$${target%/*} GOARCH=$${target#*/} $(GO) build -o /dev/null ./cmd/kubefwd || exit 1; \
+	done
 
 vet:
 	$(GO) vet ./...

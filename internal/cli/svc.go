@@ -154,7 +154,9 @@ func (o *svcOptions) complete() error {
 
 	kubeconfig := o.kubeconfig
 	if kubeconfig == "" {
-		kubeconfig = o.sudoUserKubeconfig()
+		if kubeconfig = o.sudoUserKubeconfig(); kubeconfig != "" {
+			o.log.Info("running under sudo: using the invoking user's kubeconfig", "kubeconfig", kubeconfig)
+		}
 	}
 	if kubeconfig != "" {
 		o.kubeFlags.KubeConfig = &kubeconfig
@@ -182,6 +184,11 @@ func (o *svcOptions) run(ctx context.Context) error {
 		return err
 	}
 
+	if !lowPortsAllowed() {
+		o.log.Warn("this user may not listen on ports below 1024: Services on such ports will not be forwarded; " +
+			"run with sudo, grant CAP_NET_BIND_SERVICE, or map them with -m (e.g. -m 80:8080)")
+	}
+
 	// Preflight every context; one failing does not stop the others.
 	var targets []kube.Target
 	var failures []error
@@ -206,11 +213,12 @@ func (o *svcOptions) run(ctx context.Context) error {
 			o.log.Warn("cannot flush the DNS cache", "err", err)
 		}
 	}}
+	aliases := loopback.NewAliases()
 	eng, err := engine.New(engine.Options{
 		Targets: targets, LabelSelector: o.selector, FieldSelector: o.fieldSelector,
 		Mapping: o.mapping, Domain: o.domain, Loopback: o.loopback,
 		State: loopback.Store{Path: o.stateFile, Owner: o.owner},
-		Hosts: hostsFile, PinFirst: o.pinFirst,
+		Hosts: hostsFile, Aliases: aliases, PinFirst: o.pinFirst,
 		Proxy: forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
 		Log:   o.log,
 	})
@@ -245,6 +253,7 @@ func (o *svcOptions) run(ctx context.Context) error {
 		select {
 		case <-sigs:
 			_ = hostsFile.Remove()
+			_ = aliases.RemoveAll()
 			fmt.Fprintln(o.streams.Err, "kubefwd: second signal, exiting now")
 			os.Exit(ExitFailure)
 		case <-ctx.Done():

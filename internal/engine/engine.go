@@ -28,6 +28,13 @@ import (
 	"github.com/kubefwd/kubefwd/internal/names"
 )
 
+// AddressAliases makes loopback addresses usable (macOS lo0 aliases).
+type AddressAliases interface {
+	Add(netip.Addr) error
+	Remove(netip.Addr) error
+	RemoveAll() error
+}
+
 // HostsWriter keeps this instance's hosts entries.
 type HostsWriter interface {
 	Apply(entries []hosts.Entry) (skipped []string, err error)
@@ -43,6 +50,7 @@ type Options struct {
 	Loopback                     loopback.Config
 	State                        loopback.Store
 	Hosts                        HostsWriter
+	Aliases                      AddressAliases // nil: none needed
 	Proxy                        forward.ProxyOptions
 	Dialer                       forward.DialerOptions
 	PinFirst                     bool
@@ -218,6 +226,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.opts.Hosts.Remove(); err != nil {
 		errs = append(errs, fmt.Errorf("remove hosts entries: %w", err))
 	}
+	if e.opts.Aliases != nil {
+		if err := e.opts.Aliases.RemoveAll(); err != nil {
+			errs = append(errs, fmt.Errorf("remove loopback aliases: %w", err))
+		}
+	}
 	for key := range e.forwards {
 		e.release(key)
 	}
@@ -314,6 +327,9 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 	for name, pf := range f.pods {
 		if !want[name] {
 			closePorts(pf.ports)
+			if e.opts.Aliases != nil {
+				_ = e.opts.Aliases.Remove(pf.addr)
+			}
 			delete(f.pods, name)
 			e.alloc.Release(key.String() + "/" + name)
 			e.markHostsDirty()
@@ -332,6 +348,12 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, a
 		keep[p.Local] = true
 		pf := have[p.Local]
 		if pf == nil {
+			if e.opts.Aliases != nil {
+				if err := e.opts.Aliases.Add(addr); err != nil {
+					errs = append(errs, fmt.Errorf("cannot use address %s: %w", addr, err))
+					continue
+				}
+			}
 			ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(int(p.Local))))
 			if err != nil {
 				errs = append(errs, listenError(addr, p.Local, err))
@@ -399,6 +421,12 @@ func (e *Engine) remove(key catalog.Key) {
 		return
 	}
 	f.closeAll()
+	if e.opts.Aliases != nil {
+		_ = e.opts.Aliases.Remove(f.addr)
+		for _, pf := range f.pods {
+			_ = e.opts.Aliases.Remove(pf.addr)
+		}
+	}
 	delete(e.forwards, key)
 	e.release(key)
 	e.markHostsDirty()
