@@ -325,21 +325,27 @@ func sudoUser() *user.User {
 // defaultStateFile is in the invoking user's state directory, owned by
 // them even when kubefwd runs under sudo.
 func defaultStateFile() (string, *loopback.Owner) {
-	if os.Geteuid() == 0 {
-		if u := sudoUser(); u != nil {
+	return stateFileFor(os.Geteuid(), os.Getenv, user.LookupId, os.UserHomeDir)
+}
+
+// stateFileFor is defaultStateFile with the process's view of the world
+// passed in, so the sudo case can be tested without a real sudo user.
+func stateFileFor(euid int, getenv func(string) string, lookup func(string) (*user.User, error), home func() (string, error)) (string, *loopback.Owner) {
+	if uid := getenv("SUDO_UID"); euid == 0 && uid != "" && uid != "0" {
+		if u, err := lookup(uid); err == nil {
 			uid, _ := strconv.Atoi(u.Uid)
 			gid, _ := strconv.Atoi(u.Gid)
 			return filepath.Join(u.HomeDir, ".local", "state", "kubefwd", "addresses.json"), &loopback.Owner{UID: uid, GID: gid}
 		}
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "kubefwd", "addresses.json"), nil
 	}
-	home, err := os.UserHomeDir()
+	h, err := home()
 	if err != nil {
 		return filepath.Join(os.TempDir(), "kubefwd-addresses.json"), nil
 	}
-	return filepath.Join(home, ".local", "state", "kubefwd", "addresses.json"), nil
+	return filepath.Join(h, ".local", "state", "kubefwd", "addresses.json"), nil
 }
 
 func randomID() string {

@@ -48,11 +48,8 @@ func (s Store) Load() (map[string]Assignment, error) {
 // Save writes the assignments atomically.
 func (s Store) Save(state map[string]Assignment) error {
 	dir := filepath.Dir(s.Path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirAllOwned(dir, s.Owner); err != nil {
 		return fmt.Errorf("save address state: %w", err)
-	}
-	if s.Owner != nil {
-		_ = os.Chown(dir, s.Owner.UID, s.Owner.GID)
 	}
 	data, err := json.MarshalIndent(stateFile{Version: 1, Addresses: state}, "", "  ")
 	if err != nil {
@@ -79,6 +76,34 @@ func (s Store) Save(state map[string]Assignment) error {
 	}
 	if err := os.Rename(tmp.Name(), s.Path); err != nil {
 		return fmt.Errorf("save address state: %w", err)
+	}
+	return nil
+}
+
+// mkdirAllOwned is os.MkdirAll that gives every directory it creates to
+// owner (~/.local and ~/.local/state included, not just the last one).
+func mkdirAllOwned(dir string, owner *Owner) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if owner != nil {
+			if err := os.Chown(missing[i], owner.UID, owner.GID); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
