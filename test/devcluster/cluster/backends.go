@@ -38,12 +38,13 @@ const managedBy = "kubefwd-devcluster"
 // TCP container port, and a PortForward pointing kwok at them. It follows
 // pods with an informer; handlers only enqueue, workers converge.
 type backends struct {
-	client  kubernetes.Interface
-	dynamic dynamic.Interface
-	log     io.Writer
-	queue   workqueue.TypedRateLimitingInterface[string]
-	pods    func(namespace, name string) (*corev1.Pod, error)
-	workers sync.WaitGroup
+	client   kubernetes.Interface
+	dynamic  dynamic.Interface
+	log      io.Writer
+	queue    workqueue.TypedRateLimitingInterface[string]
+	pods     func(namespace, name string) (*corev1.Pod, error)
+	workers  sync.WaitGroup
+	draining sync.WaitGroup // backends of deleted pods finishing their requests
 
 	mu      sync.Mutex
 	state   map[string]*podBackend // by namespace/name; guarded by mu
@@ -124,6 +125,7 @@ func (b *backends) start(ctx context.Context) error {
 // wait blocks until the workers have stopped, then closes every server.
 func (b *backends) wait() {
 	b.workers.Wait()
+	b.draining.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for key, pb := range b.state {
@@ -280,8 +282,22 @@ func (b *backends) drop(key string, uid types.UID) {
 	delete(b.state, key)
 	b.notifyLocked()
 	b.mu.Unlock()
-	closeAll(pb.servers)
+	// Like a container given SIGTERM: stop accepting at once, let requests
+	// in flight finish (bounded), then close.
+	b.draining.Add(1)
+	go func() {
+		defer b.draining.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		defer cancel()
+		for _, s := range pb.servers {
+			_ = s.Shutdown(ctx)
+		}
+		closeAll(pb.servers)
+	}()
 }
+
+// drainTimeout bounds how long a deleted pod's backend finishes requests.
+const drainTimeout = 5 * time.Second
 
 func (b *backends) set(key string, pb *podBackend) {
 	b.mu.Lock()
