@@ -112,6 +112,6 @@ func NewRoot(streams Streams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
-	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams))
+	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newStatusCommand(streams), newRefreshCommand(streams))
 	return root
 }

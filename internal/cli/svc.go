@@ -22,6 +22,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/internal/hosts"
@@ -259,7 +260,17 @@ func (o *svcOptions) run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	return eng.Run(ctx)
+	// The local control API, for `kubefwd status` and `kubefwd refresh`.
+	uid, gid := invokingUser()
+	api := &control.Server{Engine: eng, Log: o.log, UID: uid, GID: gid}
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- api.Serve(ctx, control.Dir(uid), block.ID) }()
+	runErr := eng.Run(ctx)
+	cancel()
+	if err := <-apiDone; err != nil {
+		o.log.Warn("control API", "err", err)
+	}
+	return runErr
 }
 
 // parseMappings parses -m servicePort:localPort entries.

@@ -77,6 +77,10 @@ type Engine struct {
 	entries    []hosts.Entry // what the hosts file should hold; guarded by mu
 	conns      map[net.Conn]struct{}
 	serving    sync.WaitGroup // accept loops and connections
+
+	started  time.Time
+	statusMu sync.Mutex
+	status   map[catalog.Key][]ForwardStatus // guarded by statusMu
 }
 
 type cluster struct {
@@ -101,6 +105,7 @@ type podForward struct {
 }
 
 type portForward struct {
+	port     int32 // the Service port
 	ln       net.Listener
 	eps      *forward.Endpoints
 	counters *forward.Counters
@@ -128,6 +133,8 @@ func New(opts Options) (*Engine, error) {
 		reported:   map[catalog.Key]string{},
 		hostsDirty: make(chan struct{}, 1),
 		conns:      map[net.Conn]struct{}{},
+		started:    time.Now(),
+		status:     map[catalog.Key][]ForwardStatus{},
 	}
 	for _, t := range opts.Targets {
 		d, err := forward.NewDialer(t.Config, opts.Dialer)
@@ -268,6 +275,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 			e.log.Info("service gone; stopped forwarding", "service", key.String())
 		}
 		e.remove(key)
+		e.publish(key, nil, nil, "")
 		return nil
 	}
 	if err != nil {
@@ -280,6 +288,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 	if desired.NotForwarded != "" {
 		e.reportOnce(key, "not forwarded", key, "reason", desired.NotForwarded)
 		e.remove(key)
+		e.publish(key, nil, &desired, desired.NotForwarded)
 		return nil
 	}
 
@@ -290,6 +299,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 		addr, err := e.alloc.Get(key.String(), reservationNames(key, hostnames))
 		if err != nil {
 			e.reportOnce(key, "not forwarded", key, "reason", err.Error())
+			e.publish(key, nil, &desired, err.Error())
 			return nil
 		}
 		f = &svcForward{key: key, addr: addr, names: hostnames, ports: map[int32]*portForward{}, pods: map[string]*podForward{}}
@@ -336,7 +346,13 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 		}
 	}
 	e.forgetUnusedTunnels(cl)
-	return errors.Join(errs...)
+	err = errors.Join(errs...)
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	e.publish(key, f, &desired, reason)
+	return err
 }
 
 // syncPorts opens listeners for new ports, updates endpoints of existing
@@ -359,7 +375,7 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, a
 				errs = append(errs, listenError(addr, p.Local, err))
 				continue
 			}
-			pf = &portForward{ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
+			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
 			have[p.Local] = pf
 			e.serve(serveCtx, cl, fmt.Sprintf("%s:%d", name, p.Port), pf)
 			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))

@@ -641,3 +641,37 @@ func TestRefreshReopensTunnels(t *testing.T) {
 		t.Fatalf("after Refresh: %q, %v", body, err)
 	}
 }
+
+// Status tells every demo forward's state, and counts traffic.
+func TestStatus(t *testing.T) {
+	c := clustertest.Seeded(t, "demo")
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"demo"}})
+	f.waitName(t, "web")
+	f.waitName(t, "db-1.db")
+	if _, err := f.get(t, "web", 80); err != nil {
+		t.Fatal(err)
+	}
+	st := f.engine.Status()
+	byName := map[string]engine.ForwardStatus{}
+	for _, fs := range st.Forwards {
+		key := fs.Service
+		if fs.Pod != "" {
+			key = fs.Pod + "." + fs.Service
+		}
+		byName[key] = fs
+	}
+	web := byName["web"]
+	if web.State != engine.StateActive || len(web.Ports) != 1 || len(web.Ports[0].Endpoints) != 2 ||
+		web.Ports[0].BytesIn == 0 || web.Ports[0].BytesOut == 0 {
+		t.Errorf("web = %+v", web)
+	}
+	if ext := byName["external"]; ext.State != engine.StateNotForwarded || !strings.Contains(ext.Reason, "ExternalName") {
+		t.Errorf("external = %+v", ext)
+	}
+	if dns := byName["dns"]; dns.State != engine.StateActive || len(dns.Skipped) != 1 || !strings.Contains(dns.Skipped[0], "UDP") {
+		t.Errorf("dns = %+v", dns)
+	}
+	if db1 := byName["db-1.db"]; db1.State != engine.StateActive || db1.Address == "" || len(db1.Ports[0].Endpoints) != 1 {
+		t.Errorf("db-1 = %+v", db1)
+	}
+}

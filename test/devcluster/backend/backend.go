@@ -77,9 +77,12 @@ func Start(namespace, pod string, port int32) (*Server, error) {
 		return nil, fmt.Errorf("backend for %s/%s:%d: %w", namespace, pod, port, err)
 	}
 	s := &Server{
-		pod:  port,
-		ln:   ln,
-		http: &http.Server{Handler: Handler(namespace, pod, port), ReadHeaderTimeout: 30 * time.Second},
+		pod: port,
+		ln:  ln,
+		// An idle timeout, as real servers have: kwok does not pass a
+		// client's half-close on, so an idle keep-alive connection would
+		// otherwise stay open forever.
+		http: &http.Server{Handler: Handler(namespace, pod, port), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second},
 		done: make(chan struct{}),
 	}
 	go func() {

@@ -1,0 +1,150 @@
+package control
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kubefwd/kubefwd/internal/engine"
+)
+
+const helperEnv = "KUBEFWD_CONTROL_HELPER"
+
+// The test binary doubles as a client run as another user.
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		c, err := Connect(os.Args[len(os.Args)-2], os.Args[len(os.Args)-1])
+		if err == nil {
+			_, err = c.Status(context.Background())
+		}
+		if err != nil {
+			os.Stderr.WriteString(err.Error())
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// stubEngine stands in for the engine: the API is what is tested here.
+type stubEngine struct{ refreshed atomic.Int32 }
+
+func (s *stubEngine) Status() engine.Status {
+	return engine.Status{Forwards: []engine.ForwardStatus{{Namespace: "demo", Service: "web", State: engine.StateActive}}}
+}
+func (s *stubEngine) Refresh() { s.refreshed.Add(1) }
+
+func serve(t *testing.T, dir string, uid int) (*stubEngine, func()) {
+	t.Helper()
+	eng := &stubEngine{}
+	s := &Server{Engine: eng, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), UID: uid, GID: uid}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, dir, "inst") }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(Instances(dir), "inst") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return eng, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}
+}
+
+func TestStatusAndRefresh(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kubefwd")
+	eng, stop := serve(t, dir, os.Getuid())
+	c, err := Connect(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(t.Context())
+	if err != nil || len(st.Forwards) != 1 || st.Forwards[0].Service != "web" {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	if err := c.Refresh(t.Context()); err != nil || eng.refreshed.Load() != 1 {
+		t.Fatalf("refresh: %v (refreshed %d)", err, eng.refreshed.Load())
+	}
+	info, err := os.Stat(filepath.Join(dir, "inst.sock"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, %v", info.Mode(), err)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, "inst.sock")); !os.IsNotExist(err) {
+		t.Error("the socket was not removed at exit")
+	}
+	if _, err := Connect(dir, ""); err != ErrNoInstance {
+		t.Errorf("Connect with nothing running = %v", err)
+	}
+}
+
+// The allowed user gets in; anyone else is refused by the kernel-credential
+// check even when file permissions would let them reach the socket.
+func TestPeerCredentials(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run clients as other users")
+	}
+	base, err := os.MkdirTemp("", "kubefwd-control-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	dir := filepath.Join(base, "kubefwd")
+	_, stop := serve(t, dir, 65534) // nobody is the invoking user
+	defer stop()
+	self, _ := os.Executable()
+	bin := filepath.Join(base, "client")
+	data, _ := os.ReadFile(self)
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{base, dir} {
+		os.Chmod(p, 0o755)
+	}
+	// Open the socket wide so only the credential check stands in the way.
+	os.Chmod(filepath.Join(dir, "inst.sock"), 0o666)
+
+	run := func(user string) (string, error) {
+		cmd := exec.Command("runuser", "-u", user, "--", bin, "-test.run=^$", dir, "inst")
+		cmd.Env = append(os.Environ(), helperEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("nobody"); err != nil {
+		t.Errorf("the invoking user was refused: %v: %s", err, out)
+	}
+	out, err := run("daemon")
+	if err == nil || !strings.Contains(out, "permission denied") {
+		t.Errorf("a third user got in, or was not told why: %v: %s", err, out)
+	}
+}
+
+// A socket left by a crashed instance is removed when another starts.
+func TestStaleSocketRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kubefwd")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "dead.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close() // the file stays, nobody answers
+	_, stop := serve(t, dir, os.Getuid())
+	defer stop()
+	if ids := Instances(dir); len(ids) != 1 || ids[0] != "inst" {
+		t.Errorf("instances = %v, want only the live one", ids)
+	}
+}
