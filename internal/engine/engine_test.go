@@ -651,15 +651,19 @@ func TestStatus(t *testing.T) {
 	if _, err := f.get(t, "web", 80); err != nil {
 		t.Fatal(err)
 	}
-	st := f.engine.Status()
 	byName := map[string]engine.ForwardStatus{}
-	for _, fs := range st.Forwards {
-		key := fs.Service
-		if fs.Pod != "" {
-			key = fs.Pod + "." + fs.Service
+	// Bytes are counted just after they are passed on: allow a moment.
+	_ = cluster.Poll(t.Context(), 5*time.Second, func(context.Context) (bool, error) {
+		for _, fs := range f.engine.Status().Forwards {
+			key := fs.Service
+			if fs.Pod != "" {
+				key = fs.Pod + "." + fs.Service
+			}
+			byName[key] = fs
 		}
-		byName[key] = fs
-	}
+		web := byName["web"]
+		return len(web.Ports) == 1 && web.Ports[0].BytesIn > 0 && web.Ports[0].BytesOut > 0, nil
+	})
 	web := byName["web"]
 	if web.State != engine.StateActive || len(web.Ports) != 1 || len(web.Ports[0].Endpoints) != 2 ||
 		web.Ports[0].BytesIn == 0 || web.Ports[0].BytesOut == 0 {

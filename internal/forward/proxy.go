@@ -221,14 +221,13 @@ func (p *Proxy) pipe(client net.Conn, s *Stream, r *replay, c *Counters) (retry 
 		return false, rerr // the pod closed without a word: pass that on
 	}
 	r.markAnswered()
-	c.BytesIn.Add(int64(n))
 	var downErr error
 	if _, werr := client.Write(buf[:n]); werr != nil {
 		downErr = werr
 	} else {
-		m, cerr := io.CopyBuffer(client, s, buf)
-		c.BytesIn.Add(m)
-		downErr = cerr
+		c.BytesIn.Add(int64(n))
+		// Count as it flows, so status shows long transfers as they go.
+		_, downErr = io.CopyBuffer(countingWriter{client, &c.BytesIn}, s, buf)
 	}
 	// The pod is done sending: tell the client, then wait for its side.
 	if downErr == nil {
@@ -263,6 +262,18 @@ func (p *Proxy) upstream(client net.Conn, s *Stream, r *replay, c *Counters) err
 			return err
 		}
 	}
+}
+
+// countingWriter adds what it writes to n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (cw countingWriter) Write(p []byte) (int, error) {
+	m, err := cw.w.Write(p)
+	cw.n.Add(int64(m))
+	return m, err
 }
 
 func closeWrite(c net.Conn) {
