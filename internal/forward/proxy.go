@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,27 +80,60 @@ func NewProxy(pool *Pool, log *slog.Logger, opts ProxyOptions) *Proxy {
 // Serve carries client to an endpoint chosen by picker and back, and closes
 // client when done. If a stream fails before the pod sent anything, it tries
 // another endpoint, resending what the client had sent: the client never
-// notices. name identifies the forward in logs.
+// notices. When every endpoint refuses (a pod that just turned ready and is
+// not listening yet, endpoints not yet updated after a rollout), it keeps
+// trying with a growing pause until WaitForEndpoint has passed since the
+// connection came in. name identifies the forward in logs.
 func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker Picker, c *Counters) {
 	defer client.Close()
 	c.Active.Add(1)
 	defer c.Active.Add(-1)
 
+	deadline := time.Now().Add(p.opts.WaitForEndpoint)
 	r := &replay{limit: p.opts.ReplayLimit}
-	var tried []Endpoint
+	pause := 100 * time.Millisecond
 	var lastErr error
+	for round := 0; ; round++ {
+		done, err := p.round(ctx, client, name, picker, c, r, deadline, round > 0)
+		if done {
+			return
+		}
+		lastErr = err
+		if _, replayable := r.pending(); !replayable || r.wasAnswered() || errors.Is(err, errNoEndpoint) ||
+			ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+	c.Failed.Add(1)
+	if lastErr != nil && ctx.Err() == nil {
+		p.log.Warn("connection closed without reaching a pod", "forward", name, "client", client.RemoteAddr().String(), "err", lastErr)
+	}
+}
+
+// errNoEndpoint: no endpoint became ready before the deadline.
+var errNoEndpoint = errors.New("no ready endpoint")
+
+// round tries up to Attempts endpoints, each not tried before in this
+// round. done means the connection was carried (or ended for good).
+func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker Picker, c *Counters, r *replay, deadline time.Time, again bool) (done bool, lastErr error) {
+	var tried []Endpoint
 	for attempt := 0; attempt < p.opts.Attempts; attempt++ {
-		if attempt > 0 {
+		if attempt > 0 || again {
 			c.Retried.Add(1)
 		}
-		pickCtx, cancel := context.WithTimeout(ctx, p.opts.WaitForEndpoint)
+		pickCtx, cancel := context.WithDeadline(ctx, deadline)
 		ep, err := picker.Pick(pickCtx, tried)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				lastErr = fmt.Errorf("no ready endpoint within %s", p.opts.WaitForEndpoint)
-			}
-			break
+			return false, fmt.Errorf("%w within %s", errNoEndpoint, p.opts.WaitForEndpoint)
+		}
+		if slices.Contains(tried, ep) {
+			return false, lastErr // every endpoint failed in this round
 		}
 		tried = append(tried, ep)
 		s, err := p.open(ctx, ep)
@@ -109,22 +143,20 @@ func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker 
 		}
 		retry, err := p.pipe(client, s, r, c)
 		if !retry {
-			if r.wasAnswered() || err == nil {
-				if err != nil {
-					p.log.Debug("connection ended with an error", "forward", name, "endpoint", ep.String(), "err", err)
-				}
-				return
+			var remote *RemoteError
+			if !r.wasAnswered() && errors.As(err, &remote) {
+				return false, err // refused, and too much was sent to replay
 			}
-			lastErr = err
-			break
+			// Carried, or the pod closed without a word: that is its answer.
+			if err != nil {
+				p.log.Debug("connection ended with an error", "forward", name, "endpoint", ep.String(), "err", err)
+			}
+			return true, nil
 		}
 		lastErr = err
 		p.log.Debug("stream failed before the first byte; trying another endpoint", "forward", name, "endpoint", ep.String(), "err", err)
 	}
-	c.Failed.Add(1)
-	if lastErr != nil && ctx.Err() == nil {
-		p.log.Warn("connection closed without reaching a pod", "forward", name, "client", client.RemoteAddr().String(), "err", lastErr)
-	}
+	return false, lastErr
 }
 
 // open starts a stream to ep, redialing once if the pooled tunnel turns out

@@ -171,3 +171,43 @@ func TestProxyWaitsForEndpoints(t *testing.T) {
 		t.Fatalf("connection that waited for an endpoint: %q, %v", body, err)
 	}
 }
+
+// When every endpoint refuses, a connection keeps trying (with pauses) until
+// WaitForEndpoint has passed: a pod that turned ready a moment before its
+// server listened, or endpoints not yet updated, cost the client nothing.
+func TestProxyRetriesWhileAllRefuse(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "refusing", "web", 1)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, d, forward.ProxyOptions{WaitForEndpoint: 20 * time.Second})
+	pod := forward.Pod{Namespace: "refusing", Name: pods[0]}
+	f.eps.Set([]forward.Endpoint{{Pod: pod, Port: 9999}}) // refused by the kubelet
+	go func() {
+		time.Sleep(time.Second)
+		f.eps.Set([]forward.Endpoint{{Pod: pod, Port: 8080}})
+	}()
+	body, err := fresh(t, f.addr, http.MethodPost, "/echo", strings.NewReader("still here"))
+	if err != nil || body != "still here" {
+		t.Fatalf("connection while every endpoint refused: %q, %v", body, err)
+	}
+	if f.counters.Failed.Load() != 0 {
+		t.Errorf("failed = %d", f.counters.Failed.Load())
+	}
+
+	// With nothing but refusals, it gives up at the deadline.
+	g := startProxy(t, d, forward.ProxyOptions{WaitForEndpoint: 2 * time.Second})
+	g.eps.Set([]forward.Endpoint{{Pod: pod, Port: 9999}})
+	start := time.Now()
+	if _, err := fresh(t, g.addr, http.MethodGet, "/", nil); err == nil {
+		t.Fatal("a connection to a refusing port succeeded")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("gave up after %s, want about 2s", took)
+	}
+	if g.counters.Failed.Load() != 1 {
+		t.Errorf("failed = %d, want 1", g.counters.Failed.Load())
+	}
+}
