@@ -248,3 +248,25 @@ func TestTwoInstances(t *testing.T) {
 		t.Errorf("after stopping both:\n%s", data)
 	}
 }
+
+// Two signals in a row: whichever path ends the process, the hosts file is
+// left clean.
+func TestTwoSignalsLeaveHostsClean(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "signals", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hostsPath := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstance(t, c, hostsPath, filepath.Join(dir, "state.json"), "-n", "signals")
+	waitHosts(t, hostsPath, func(s string) bool { return strings.Contains(s, " web ") }, "listed web")
+	in.cmd.Process.Signal(os.Interrupt)
+	in.cmd.Process.Signal(os.Interrupt)
+	in.cmd.Wait()
+	if data, _ := os.ReadFile(hostsPath); string(data) != "127.0.0.1 localhost\n" {
+		t.Errorf("hosts file after two signals:\n%s", data)
+	}
+}
