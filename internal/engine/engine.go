@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -355,81 +353,6 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 	return err
 }
 
-// syncPorts opens listeners for new ports, updates endpoints of existing
-// ones and closes those no longer wanted.
-func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, addr netip.Addr, have map[int32]*portForward, want []catalog.Port) error {
-	keep := map[int32]bool{}
-	var errs []error
-	for _, p := range want {
-		keep[p.Local] = true
-		pf := have[p.Local]
-		if pf == nil {
-			if e.opts.Aliases != nil {
-				if err := e.opts.Aliases.Add(addr); err != nil {
-					errs = append(errs, fmt.Errorf("cannot use address %s: %w", addr, err))
-					continue
-				}
-			}
-			ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(int(p.Local))))
-			if err != nil {
-				errs = append(errs, listenError(addr, p.Local, err))
-				continue
-			}
-			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
-			have[p.Local] = pf
-			e.serve(serveCtx, cl, fmt.Sprintf("%s:%d", name, p.Port), pf)
-			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
-		}
-		pf.eps.Set(p.Endpoints)
-	}
-	for local, pf := range have {
-		if !keep[local] {
-			pf.ln.Close()
-			delete(have, local)
-			e.log.Info("port no longer forwarded", "service", name, "listen", pf.ln.Addr().String())
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// serve accepts connections on pf until its listener closes.
-func (e *Engine) serve(serveCtx context.Context, cl *cluster, name string, pf *portForward) {
-	e.serving.Add(1)
-	go func() {
-		defer e.serving.Done()
-		for {
-			conn, err := pf.ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				e.log.Warn("accept failed", "forward", name, "err", err)
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			e.mu.Lock()
-			e.conns[conn] = struct{}{}
-			e.mu.Unlock()
-			e.serving.Add(1)
-			go func() {
-				defer e.serving.Done()
-				cl.proxy.Serve(serveCtx, conn, name, pf.eps, pf.counters)
-				e.mu.Lock()
-				delete(e.conns, conn)
-				e.mu.Unlock()
-			}()
-		}
-	}()
-}
-
-func listenError(addr netip.Addr, port int32, err error) error {
-	msg := fmt.Sprintf("cannot listen on %s:%d: %v", addr, port, err)
-	if errors.Is(err, os.ErrPermission) {
-		msg += " (ports below 1024 need root; run with sudo, or map the port with -m " + strconv.Itoa(int(port)) + ":" + strconv.Itoa(int(port)+8000) + ")"
-	}
-	return errors.New(msg)
-}
-
 // remove stops forwarding key and releases its addresses.
 func (e *Engine) remove(key catalog.Key) {
 	f := e.forwards[key]
@@ -464,13 +387,6 @@ func (f *svcForward) closeAll() {
 	closePorts(f.ports)
 	for _, pf := range f.pods {
 		closePorts(pf.ports)
-	}
-}
-
-func closePorts(ports map[int32]*portForward) {
-	for local, pf := range ports {
-		pf.ln.Close()
-		delete(ports, local)
 	}
 }
 
@@ -526,78 +442,6 @@ func (e *Engine) reportOnce(dedupe catalog.Key, msg string, key catalog.Key, att
 	}
 	e.reported[dedupe] = text
 	e.log.Warn(msg, append([]any{"service", key.String()}, attrs...)...)
-}
-
-func (e *Engine) markHostsDirty() {
-	entries := e.hostsEntries()
-	e.mu.Lock()
-	e.entries = entries
-	e.mu.Unlock()
-	select {
-	case e.hostsDirty <- struct{}{}:
-	default:
-	}
-}
-
-func (e *Engine) hostsEntries() []hosts.Entry {
-	keys := make([]catalog.Key, 0, len(e.forwards))
-	for k := range e.forwards {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b catalog.Key) int {
-		switch {
-		case a.String() < b.String():
-			return -1
-		case a.String() > b.String():
-			return 1
-		}
-		return 0
-	})
-	var out []hosts.Entry
-	for _, k := range keys {
-		f := e.forwards[k]
-		out = append(out, hosts.Entry{Addr: f.addr, Names: f.names})
-		pods := make([]string, 0, len(f.pods))
-		for name := range f.pods {
-			pods = append(pods, name)
-		}
-		slices.Sort(pods)
-		for _, name := range pods {
-			out = append(out, hosts.Entry{Addr: f.pods[name].addr, Names: f.pods[name].names})
-		}
-	}
-	return out
-}
-
-// writeHosts applies the desired entries, batching bursts of changes.
-func (e *Engine) writeHosts(ctx context.Context) {
-	var reportedSkips []string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.hostsDirty:
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(e.opts.HostsDelay):
-		}
-		e.mu.Lock()
-		entries := e.entries
-		e.mu.Unlock()
-		skipped, err := e.opts.Hosts.Apply(entries)
-		if err != nil {
-			e.log.Error("cannot update the hosts file", "err", err)
-			continue
-		}
-		for _, n := range skipped {
-			if !slices.Contains(reportedSkips, n) {
-				reportedSkips = append(reportedSkips, n)
-				e.log.Warn("the hosts file already maps this name; leaving it to your entry", "name", n)
-			}
-		}
-	}
 }
 
 func describeNamespaces(t kube.Target) string {

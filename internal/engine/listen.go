@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/forward"
+)
+
+// syncPorts opens listeners for new ports, updates endpoints of existing
+// ones and closes those no longer wanted.
+func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, addr netip.Addr, have map[int32]*portForward, want []catalog.Port) error {
+	keep := map[int32]bool{}
+	var errs []error
+	for _, p := range want {
+		keep[p.Local] = true
+		pf := have[p.Local]
+		if pf == nil {
+			if e.opts.Aliases != nil {
+				if err := e.opts.Aliases.Add(addr); err != nil {
+					errs = append(errs, fmt.Errorf("cannot use address %s: %w", addr, err))
+					continue
+				}
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(int(p.Local))))
+			if err != nil {
+				errs = append(errs, listenError(addr, p.Local, err))
+				continue
+			}
+			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
+			have[p.Local] = pf
+			e.serve(serveCtx, cl, fmt.Sprintf("%s:%d", name, p.Port), pf)
+			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
+		}
+		pf.eps.Set(p.Endpoints)
+	}
+	for local, pf := range have {
+		if !keep[local] {
+			pf.ln.Close()
+			delete(have, local)
+			e.log.Info("port no longer forwarded", "service", name, "listen", pf.ln.Addr().String())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serve accepts connections on pf until its listener closes.
+func (e *Engine) serve(serveCtx context.Context, cl *cluster, name string, pf *portForward) {
+	e.serving.Add(1)
+	go func() {
+		defer e.serving.Done()
+		for {
+			conn, err := pf.ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				e.log.Warn("accept failed", "forward", name, "err", err)
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			e.mu.Lock()
+			e.conns[conn] = struct{}{}
+			e.mu.Unlock()
+			e.serving.Add(1)
+			go func() {
+				defer e.serving.Done()
+				cl.proxy.Serve(serveCtx, conn, name, pf.eps, pf.counters)
+				e.mu.Lock()
+				delete(e.conns, conn)
+				e.mu.Unlock()
+			}()
+		}
+	}()
+}
+
+func listenError(addr netip.Addr, port int32, err error) error {
+	msg := fmt.Sprintf("cannot listen on %s:%d: %v", addr, port, err)
+	if errors.Is(err, os.ErrPermission) {
+		msg += " (ports below 1024 need root; run with sudo, or map the port with -m " + strconv.Itoa(int(port)) + ":" + strconv.Itoa(int(port)+8000) + ")"
+	}
+	return errors.New(msg)
+}
+
+func closePorts(ports map[int32]*portForward) {
+	for local, pf := range ports {
+		pf.ln.Close()
+		delete(ports, local)
+	}
+}
