@@ -18,6 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/kubefwd/kubefwd/internal/engine"
 )
 
@@ -77,6 +80,10 @@ func (s *Server) Serve(ctx context.Context, dir, id string) error {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Engine.Status())
 	})
+	// A registry of our own: no process-wide state.
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(newCollector(s.Engine))
+	mux.Handle("GET /v1/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /v1/refresh", func(w http.ResponseWriter, r *http.Request) {
 		s.Engine.Refresh()
 		s.Log.Info("refresh requested: reopening all tunnels")

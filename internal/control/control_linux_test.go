@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/kubefwd/kubefwd/internal/engine"
 )
@@ -39,7 +43,15 @@ func TestMain(m *testing.M) {
 type stubEngine struct{ refreshed atomic.Int32 }
 
 func (s *stubEngine) Status() engine.Status {
-	return engine.Status{Forwards: []engine.ForwardStatus{{Namespace: "demo", Service: "web", State: engine.StateActive}}}
+	return engine.Status{
+		Contexts: []string{"dev"},
+		Forwards: []engine.ForwardStatus{
+			{Context: "dev", Namespace: "demo", Service: "web", State: engine.StateActive,
+				Ports: []engine.PortStatus{{Port: 80, Local: 80, Connections: 2, BytesIn: 1000, BytesOut: 200}}},
+			{Context: "dev", Namespace: "demo", Service: "external", State: engine.StateNotForwarded},
+		},
+		Tunnels: []engine.TunnelStats{{Context: "dev", Open: 1, Dials: 3, DialFailures: 1}},
+	}
 }
 func (s *stubEngine) Refresh() { s.refreshed.Add(1) }
 
@@ -70,7 +82,7 @@ func TestStatusAndRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := c.Status(t.Context())
-	if err != nil || len(st.Forwards) != 1 || st.Forwards[0].Service != "web" {
+	if err != nil || len(st.Forwards) != 2 || st.Forwards[0].Service != "web" {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
 	if err := c.Refresh(t.Context()); err != nil || eng.refreshed.Load() != 1 {
@@ -146,5 +158,58 @@ func TestStaleSocketRemoved(t *testing.T) {
 	defer stop()
 	if ids := Instances(dir); len(ids) != 1 || ids[0] != "inst" {
 		t.Errorf("instances = %v, want only the live one", ids)
+	}
+}
+
+// Metrics are Prometheus text that the Prometheus parser reads.
+func TestMetrics(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kubefwd")
+	_, stop := serve(t, dir, os.Getuid())
+	defer stop()
+	c, err := Connect(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://kubefwd/v1/metrics", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		for _, m := range families[name].GetMetric() {
+			match := true
+			for _, l := range m.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					match = false
+				}
+			}
+			if match {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+		t.Fatalf("no %s%v in %v", name, labels, families[name])
+		return 0
+	}
+	if v := value("kubefwd_forwards", map[string]string{"state": engine.StateActive}); v != 1 {
+		t.Errorf("active forwards = %v", v)
+	}
+	if v := value("kubefwd_bytes_total", map[string]string{"service": "web", "direction": "in"}); v != 1000 {
+		t.Errorf("bytes in = %v", v)
+	}
+	if v := value("kubefwd_connections_open", map[string]string{"service": "web"}); v != 2 {
+		t.Errorf("open connections = %v", v)
+	}
+	if v := value("kubefwd_tunnel_dial_failures_total", map[string]string{"context": "dev"}); v != 1 {
+		t.Errorf("dial failures = %v", v)
 	}
 }

@@ -669,6 +669,9 @@ func TestStatus(t *testing.T) {
 		web.Ports[0].BytesIn == 0 || web.Ports[0].BytesOut == 0 {
 		t.Errorf("web = %+v", web)
 	}
+	if tun := f.engine.Status().Tunnels; len(tun) != 1 || tun[0].Dials < 1 || tun[0].DialFailures != 0 {
+		t.Errorf("tunnel stats = %+v", tun)
+	}
 	if ext := byName["external"]; ext.State != engine.StateNotForwarded || !strings.Contains(ext.Reason, "ExternalName") {
 		t.Errorf("external = %+v", ext)
 	}

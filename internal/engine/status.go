@@ -20,6 +20,15 @@ type Status struct {
 	Started  time.Time       `json:"started"`
 	Contexts []string        `json:"contexts"`
 	Forwards []ForwardStatus `json:"forwards"`
+	Tunnels  []TunnelStats   `json:"tunnels"`
+}
+
+// TunnelStats counts one context's tunnel dials.
+type TunnelStats struct {
+	Context      string `json:"context"`
+	Open         int    `json:"open"`
+	Dials        int64  `json:"dials"`
+	DialFailures int64  `json:"dialFailures"`
 }
 
 // ForwardStatus is one Service (or one pod of a headless Service).
@@ -71,7 +80,12 @@ func (e *Engine) Status() Status {
 		contexts = append(contexts, name)
 	}
 	slices.Sort(contexts)
-	return Status{Started: e.started, Contexts: contexts, Forwards: out}
+	var tunnels []TunnelStats
+	for _, name := range contexts {
+		pool := e.clusters[name].pool
+		tunnels = append(tunnels, TunnelStats{Context: name, Open: pool.Len(), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load()})
+	}
+	return Status{Started: e.started, Contexts: contexts, Forwards: out, Tunnels: tunnels}
 }
 
 func fillPort(p *PortStatus) {

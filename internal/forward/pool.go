@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,9 @@ const DefaultIdleTimeout = 2 * time.Minute
 type Pool struct {
 	dialer TunnelDialer
 	idle   time.Duration
+
+	// Dials and DialFailures count tunnel dials, for metrics.
+	Dials, DialFailures atomic.Int64
 
 	mu      sync.Mutex
 	tunnels map[Pod]*poolEntry // guarded by mu
@@ -75,9 +79,11 @@ func (p *Pool) Get(ctx context.Context, pod Pod) (*Tunnel, error) {
 // dial fills e. It does not use the caller's cancellation: other callers
 // may be waiting on the same dial (the dialer has its own deadline).
 func (p *Pool) dial(ctx context.Context, pod Pod, e *poolEntry) {
+	p.Dials.Add(1)
 	e.t, e.err = p.dialer.Dial(context.WithoutCancel(ctx), pod)
 	close(e.ready)
 	if e.err != nil {
+		p.DialFailures.Add(1)
 		p.remove(pod, e) // the next Get tries again
 	}
 }
