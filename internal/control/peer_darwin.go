@@ -1,35 +1,12 @@
 package control
 
-import (
-	"errors"
-	"net"
+import "golang.org/x/sys/unix"
 
-	"golang.org/x/sys/unix"
-)
-
-// peerUID is the connecting process's user, from the kernel (LOCAL_PEERCRED,
-// what getpeereid reads).
-func peerUID(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, errors.New("not a unix socket")
-	}
-	raw, err := uc.SyscallConn()
+// fdPeerUID reads LOCAL_PEERCRED (what getpeereid uses).
+func fdPeerUID(fd int) (int, error) {
+	cred, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
 	if err != nil {
 		return -1, err
 	}
-	uid := -1
-	var credErr error
-	err = raw.Control(func(fd uintptr) {
-		cred, err := unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
-		if err != nil {
-			credErr = err
-			return
-		}
-		uid = int(cred.Uid)
-	})
-	if err != nil {
-		return -1, err
-	}
-	return uid, credErr
+	return int(cred.Uid), nil
 }
