@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,21 +12,6 @@ import (
 	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/engine"
 )
-
-// invokingUser is the user kubefwd acts for: the one who ran sudo, if
-// this is root under sudo, else the current one.
-func invokingUser() (uid, gid int) {
-	uid, gid = os.Getuid(), os.Getgid()
-	if uid == 0 {
-		if u, err := strconv.Atoi(os.Getenv("SUDO_UID")); err == nil && u > 0 {
-			uid = u
-			if g, err := strconv.Atoi(os.Getenv("SUDO_GID")); err == nil {
-				gid = g
-			}
-		}
-	}
-	return uid, gid
-}
 
 func connect(instance string) (*control.Client, error) {
 	uid, _ := invokingUser()
