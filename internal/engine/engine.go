@@ -69,6 +69,11 @@ type Engine struct {
 	// Owned by the worker goroutine.
 	forwards map[catalog.Key]*svcForward
 	reported map[catalog.Key]string // last "not forwarded" reason logged
+	// Work done once per burst of changes, not once per Service: with
+	// hundreds of Services, start-up would otherwise be quadratic.
+	hostsChanged   bool
+	tunnelsChanged map[string]bool // contexts whose unused tunnels to close
+	settled        time.Time
 
 	hostsDirty chan struct{}
 	mu         sync.Mutex
@@ -122,17 +127,18 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:       opts,
-		log:        opts.Log,
-		alloc:      loopback.NewAllocator(opts.Loopback, previous, nil),
-		queue:      workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[catalog.Key]()),
-		clusters:   map[string]*cluster{},
-		forwards:   map[catalog.Key]*svcForward{},
-		reported:   map[catalog.Key]string{},
-		hostsDirty: make(chan struct{}, 1),
-		conns:      map[net.Conn]struct{}{},
-		started:    time.Now(),
-		status:     map[catalog.Key][]ForwardStatus{},
+		opts:           opts,
+		log:            opts.Log,
+		alloc:          loopback.NewAllocator(opts.Loopback, previous, nil),
+		queue:          workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[catalog.Key]()),
+		clusters:       map[string]*cluster{},
+		forwards:       map[catalog.Key]*svcForward{},
+		reported:       map[catalog.Key]string{},
+		tunnelsChanged: map[string]bool{},
+		hostsDirty:     make(chan struct{}, 1),
+		conns:          map[net.Conn]struct{}{},
+		started:        time.Now(),
+		status:         map[catalog.Key][]ForwardStatus{},
 	}
 	for _, t := range opts.Targets {
 		d, err := forward.NewDialer(t.Config, opts.Dialer)
@@ -255,10 +261,31 @@ func (e *Engine) processNext(serveCtx context.Context) bool {
 	if err := e.reconcile(serveCtx, key); err != nil {
 		e.log.Warn("will retry", "service", key.String(), "err", err)
 		e.queue.AddRateLimited(key)
-		return true
+	} else {
+		e.queue.Forget(key)
 	}
-	e.queue.Forget(key)
+	// Settle when the burst is over, or at least every second while
+	// changes keep coming.
+	if e.queue.Len() == 0 || time.Since(e.settled) > time.Second {
+		e.settle()
+	}
 	return true
+}
+
+// settle does the per-burst work: publish hosts entries, close tunnels no
+// forward uses any more.
+func (e *Engine) settle() {
+	e.settled = time.Now()
+	if e.hostsChanged {
+		e.hostsChanged = false
+		e.publishHosts()
+	}
+	for name := range e.tunnelsChanged {
+		delete(e.tunnelsChanged, name)
+		if cl := e.clusters[name]; cl != nil {
+			e.forgetUnusedTunnels(cl)
+		}
+	}
 }
 
 // reconcile makes the forward of one Service match its desired state.
@@ -343,7 +370,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 			e.markHostsDirty()
 		}
 	}
-	e.forgetUnusedTunnels(cl)
+	e.tunnelsChanged[key.Context] = true
 	err = errors.Join(errs...)
 	reason := ""
 	if err != nil {
@@ -369,9 +396,7 @@ func (e *Engine) remove(key catalog.Key) {
 	delete(e.forwards, key)
 	e.release(key)
 	e.markHostsDirty()
-	if cl := e.clusters[key.Context]; cl != nil {
-		e.forgetUnusedTunnels(cl)
-	}
+	e.tunnelsChanged[key.Context] = true
 }
 
 func (e *Engine) release(key catalog.Key) {

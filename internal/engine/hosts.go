@@ -9,7 +9,12 @@ import (
 	"github.com/kubefwd/kubefwd/internal/hosts"
 )
 
-func (e *Engine) markHostsDirty() {
+// markHostsDirty notes that the hosts entries changed; settle publishes
+// them once the current burst of changes is processed.
+func (e *Engine) markHostsDirty() { e.hostsChanged = true }
+
+// publishHosts hands the current entries to the hosts writer.
+func (e *Engine) publishHosts() {
 	entries := e.hostsEntries()
 	e.mu.Lock()
 	e.entries = entries
