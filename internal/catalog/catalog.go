@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -20,65 +22,136 @@ const byServiceIndex = "kubefwd.service"
 type Options struct {
 	Context string
 	Client  kubernetes.Interface
-	// Namespaces to watch; empty means all namespaces.
-	Namespaces []string
+	// AllNamespaces watches the whole cluster; otherwise Namespaces are
+	// watched (none at all is allowed: namespaces can be set later).
+	AllNamespaces bool
+	Namespaces    []string
 	// LabelSelector and FieldSelector apply to Services (-l, -f).
 	LabelSelector, FieldSelector string
+	// OnWatchError, if set, hears every failed list or watch (called from
+	// informer goroutines; it must return quickly).
+	OnWatchError func(namespace string, err error)
 }
 
-// Catalog watches Services and EndpointSlices of one context, in its
-// namespaces or cluster-wide, with shared informers: after the initial
-// sync, the API load does not grow with the number of Services. Event
-// handlers only report which Service changed; readers use the caches.
+// Catalog watches Services and EndpointSlices of one context, per namespace
+// or cluster-wide, with shared informers: after the initial sync, the API
+// load does not grow with the number of Services. Namespaces can be added
+// and removed while it runs. Event handlers only report which Service
+// changed; readers use the caches.
 type Catalog struct {
-	opts      Options
+	opts     Options
+	onChange func(Key)
+
+	mu      sync.Mutex
+	ctx     context.Context   // from Start; nil before
+	watches map[string]*watch // by namespace, "" for all; guarded by mu
+	retired sync.WaitGroup    // watches being stopped
+}
+
+// watch is the pair of informers of one namespace (or of all).
+type watch struct {
+	namespace string
 	factories []informers.SharedInformerFactory
-	services  []cache.SharedIndexInformer
-	slices    []cache.SharedIndexInformer
+	services  cache.SharedIndexInformer
+	slices    cache.SharedIndexInformer
+	cancel    context.CancelFunc
+	settled   chan struct{} // closed at the first sync or the first error
+	settle    sync.Once
+
+	mu      sync.Mutex
+	synced  bool
+	lastErr error
+}
+
+// NamespaceState describes one watched namespace.
+type NamespaceState struct {
+	Namespace string `json:"namespace"` // "" when watching all
+	Synced    bool   `json:"synced"`
+	Services  int    `json:"services"`
+	Error     string `json:"error,omitempty"` // the last list/watch error
+	Forbidden bool   `json:"forbidden,omitempty"`
 }
 
 // New prepares a Catalog; onChange is called (from informer goroutines)
 // with the key of every Service whose desired forward may have changed.
 func New(opts Options, onChange func(Key)) (*Catalog, error) {
-	c := &Catalog{opts: opts}
+	c := &Catalog{opts: opts, onChange: onChange, watches: map[string]*watch{}}
 	scopes := opts.Namespaces
-	if len(scopes) == 0 {
+	if opts.AllNamespaces {
 		scopes = []string{metav1.NamespaceAll}
 	}
 	for _, ns := range scopes {
-		svcFactory := informers.NewSharedInformerFactoryWithOptions(opts.Client, 0,
-			informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.LabelSelector = opts.LabelSelector
-				o.FieldSelector = opts.FieldSelector
-			}))
-		sliceFactory := informers.NewSharedInformerFactoryWithOptions(opts.Client, 0, informers.WithNamespace(ns))
-		svcInf := svcFactory.Core().V1().Services().Informer()
-		sliceInf := sliceFactory.Discovery().V1().EndpointSlices().Informer()
-		if err := sliceInf.AddIndexers(cache.Indexers{byServiceIndex: sliceService}); err != nil {
+		w, err := c.newWatch(ns)
+		if err != nil {
 			return nil, err
 		}
-		svcHandler := cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { c.notifyService(obj, onChange) },
-			UpdateFunc: func(_, obj any) { c.notifyService(obj, onChange) },
-			DeleteFunc: func(obj any) { c.notifyService(obj, onChange) },
-		}
-		sliceHandler := cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { c.notifySlice(obj, onChange) },
-			UpdateFunc: func(_, obj any) { c.notifySlice(obj, onChange) },
-			DeleteFunc: func(obj any) { c.notifySlice(obj, onChange) },
-		}
-		if _, err := svcInf.AddEventHandler(svcHandler); err != nil {
-			return nil, err
-		}
-		if _, err := sliceInf.AddEventHandler(sliceHandler); err != nil {
-			return nil, err
-		}
-		c.factories = append(c.factories, svcFactory, sliceFactory)
-		c.services = append(c.services, svcInf)
-		c.slices = append(c.slices, sliceInf)
+		c.watches[ns] = w
 	}
 	return c, nil
+}
+
+func (c *Catalog) newWatch(ns string) (*watch, error) {
+	w := &watch{namespace: ns, settled: make(chan struct{})}
+	svcFactory := informers.NewSharedInformerFactoryWithOptions(c.opts.Client, 0,
+		informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = c.opts.LabelSelector
+			o.FieldSelector = c.opts.FieldSelector
+		}))
+	sliceFactory := informers.NewSharedInformerFactoryWithOptions(c.opts.Client, 0, informers.WithNamespace(ns))
+	w.factories = []informers.SharedInformerFactory{svcFactory, sliceFactory}
+	w.services = svcFactory.Core().V1().Services().Informer()
+	w.slices = sliceFactory.Discovery().V1().EndpointSlices().Informer()
+	if err := w.slices.AddIndexers(cache.Indexers{byServiceIndex: sliceService}); err != nil {
+		return nil, err
+	}
+	for _, inf := range []cache.SharedIndexInformer{w.services, w.slices} {
+		if err := inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+			w.mu.Lock()
+			w.lastErr = err
+			w.mu.Unlock()
+			w.settle.Do(func() { close(w.settled) })
+			if c.opts.OnWatchError != nil {
+				c.opts.OnWatchError(ns, err)
+			}
+		}); err != nil {
+			return nil, err
+		}
+	}
+	svcHandler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.notifyService(obj) },
+		UpdateFunc: func(_, obj any) { c.notifyService(obj) },
+		DeleteFunc: func(obj any) { c.notifyService(obj) },
+	}
+	sliceHandler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.notifySlice(obj) },
+		UpdateFunc: func(_, obj any) { c.notifySlice(obj) },
+		DeleteFunc: func(obj any) { c.notifySlice(obj) },
+	}
+	if _, err := w.services.AddEventHandler(svcHandler); err != nil {
+		return nil, err
+	}
+	if _, err := w.slices.AddEventHandler(sliceHandler); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// start runs w's informers under ctx (mu held).
+func (c *Catalog) start(w *watch) {
+	wctx, cancel := context.WithCancel(c.ctx)
+	w.cancel = cancel
+	for _, f := range w.factories {
+		f.Start(wctx.Done())
+	}
+	go func() { // ends at the sync or when w is stopped
+		if cache.WaitForCacheSync(wctx.Done(), w.services.HasSynced, w.slices.HasSynced) {
+			w.mu.Lock()
+			w.synced, w.lastErr = true, nil
+			w.mu.Unlock()
+			w.settle.Do(func() { close(w.settled) })
+		}
+	}()
 }
 
 func sliceService(obj any) ([]string, error) {
@@ -93,86 +166,183 @@ func sliceService(obj any) ([]string, error) {
 	return []string{es.Namespace + "/" + name}, nil
 }
 
-func (c *Catalog) notifyService(obj any, onChange func(Key)) {
+func (c *Catalog) notifyService(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
 	if svc, ok := obj.(*corev1.Service); ok {
-		onChange(Key{c.opts.Context, svc.Namespace, svc.Name})
+		c.onChange(Key{c.opts.Context, svc.Namespace, svc.Name})
 	}
 }
 
-func (c *Catalog) notifySlice(obj any, onChange func(Key)) {
+func (c *Catalog) notifySlice(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
 	if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
 		if name := es.Labels[discoveryv1.LabelServiceName]; name != "" {
-			onChange(Key{c.opts.Context, es.Namespace, name})
+			c.onChange(Key{c.opts.Context, es.Namespace, name})
 		}
 	}
 }
 
-// Start runs the informers until ctx ends and waits for their first sync.
+// Start runs the informers until ctx ends. It returns once every namespace
+// has synced or failed at least once (a forbidden or unreachable namespace
+// keeps retrying in the background and shows in Namespaces), or when ctx
+// ends.
 func (c *Catalog) Start(ctx context.Context) error {
-	for _, f := range c.factories {
-		f.Start(ctx.Done())
+	c.mu.Lock()
+	c.ctx = ctx
+	var pending []*watch
+	for _, w := range c.watches {
+		c.start(w)
+		pending = append(pending, w)
 	}
-	var synced []cache.InformerSynced
-	for i := range c.services {
-		synced = append(synced, c.services[i].HasSynced, c.slices[i].HasSynced)
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return fmt.Errorf("context %q: Services and EndpointSlices did not sync: %w", c.opts.Context, ctx.Err())
+	c.mu.Unlock()
+	for _, w := range pending {
+		select {
+		case <-w.settled:
+		case <-ctx.Done():
+			return fmt.Errorf("context %q: Services and EndpointSlices did not sync: %w", c.opts.Context, ctx.Err())
+		}
 	}
 	return nil
 }
 
+// SetNamespaces makes the catalog watch exactly namespaces: new ones are
+// started (their Services reported as they arrive), dropped ones stopped
+// and each of their Services reported, so that readers see them gone. It
+// is an error on a catalog watching all namespaces.
+func (c *Catalog) SetNamespaces(namespaces []string) (added, removed []string, err error) {
+	if c.opts.AllNamespaces {
+		return nil, nil, fmt.Errorf("context %q forwards all namespaces (-A)", c.opts.Context)
+	}
+	c.mu.Lock()
+	var gone []*watch
+	for ns, w := range c.watches {
+		if !slices.Contains(namespaces, ns) {
+			delete(c.watches, ns)
+			gone = append(gone, w)
+			removed = append(removed, ns)
+		}
+	}
+	for _, ns := range namespaces {
+		if _, ok := c.watches[ns]; ok {
+			continue
+		}
+		w, err := c.newWatch(ns)
+		if err != nil {
+			c.mu.Unlock()
+			return added, removed, err
+		}
+		c.watches[ns] = w
+		if c.ctx != nil {
+			c.start(w)
+		}
+		added = append(added, ns)
+	}
+	c.mu.Unlock()
+
+	for _, w := range gone {
+		if w.cancel != nil {
+			w.cancel()
+		}
+		for _, obj := range w.services.GetStore().List() {
+			svc := obj.(*corev1.Service)
+			c.onChange(Key{c.opts.Context, svc.Namespace, svc.Name})
+		}
+		c.retired.Go(func() {
+			for _, f := range w.factories {
+				f.Shutdown()
+			}
+		})
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return added, removed, nil
+}
+
+// Namespaces reports the state of every watched namespace, sorted.
+func (c *Catalog) Namespaces() []NamespaceState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]NamespaceState, 0, len(c.watches))
+	for ns, w := range c.watches {
+		w.mu.Lock()
+		st := NamespaceState{Namespace: ns, Synced: w.synced, Services: len(w.services.GetStore().ListKeys())}
+		if w.lastErr != nil {
+			st.Error = w.lastErr.Error()
+			st.Forbidden = apierrors.IsForbidden(w.lastErr)
+		}
+		w.mu.Unlock()
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b NamespaceState) int { return strings.Compare(a.Namespace, b.Namespace) })
+	return out
+}
+
 // Shutdown waits for the informers to stop (after ctx of Start ended).
 func (c *Catalog) Shutdown() {
-	for _, f := range c.factories {
-		f.Shutdown()
+	c.mu.Lock()
+	current := make([]*watch, 0, len(c.watches))
+	for _, w := range c.watches {
+		current = append(current, w)
 	}
+	c.mu.Unlock()
+	for _, w := range current {
+		if w.cancel != nil {
+			w.cancel()
+		}
+		for _, f := range w.factories {
+			f.Shutdown()
+		}
+	}
+	c.retired.Wait()
+}
+
+// lookup returns the watch that holds namespace's objects, if any.
+func (c *Catalog) lookup(namespace string) *watch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w := c.watches[namespace]; w != nil {
+		return w
+	}
+	return c.watches[metav1.NamespaceAll]
 }
 
 // Get returns a Service and its EndpointSlices from the caches.
 func (c *Catalog) Get(key Key) (*corev1.Service, []*discoveryv1.EndpointSlice, error) {
-	for i, inf := range c.services {
-		obj, exists, err := inf.GetStore().GetByKey(key.Namespace + "/" + key.Name)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !exists {
-			continue
-		}
-		svc := obj.(*corev1.Service)
-		objs, err := c.slices[i].GetIndexer().ByIndex(byServiceIndex, key.Namespace+"/"+key.Name)
-		if err != nil {
-			return nil, nil, err
-		}
-		var out []*discoveryv1.EndpointSlice
-		for _, o := range objs {
-			out = append(out, o.(*discoveryv1.EndpointSlice))
-		}
-		slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int {
-			if a.Name < b.Name {
-				return -1
-			}
-			if a.Name > b.Name {
-				return 1
-			}
-			return 0
-		})
-		return svc, out, nil
+	w := c.lookup(key.Namespace)
+	if w == nil {
+		return nil, nil, apierrors.NewNotFound(corev1.Resource("services"), key.Name)
 	}
-	return nil, nil, apierrors.NewNotFound(corev1.Resource("services"), key.Name)
+	obj, exists, err := w.services.GetStore().GetByKey(key.Namespace + "/" + key.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !exists {
+		return nil, nil, apierrors.NewNotFound(corev1.Resource("services"), key.Name)
+	}
+	svc := obj.(*corev1.Service)
+	objs, err := w.slices.GetIndexer().ByIndex(byServiceIndex, key.Namespace+"/"+key.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*discoveryv1.EndpointSlice))
+	}
+	slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+	return svc, out, nil
 }
 
 // Keys lists every Service in the caches.
 func (c *Catalog) Keys() []Key {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var keys []Key
-	for _, inf := range c.services {
-		for _, obj := range inf.GetStore().List() {
+	for _, w := range c.watches {
+		for _, obj := range w.services.GetStore().List() {
 			svc := obj.(*corev1.Service)
 			keys = append(keys, Key{c.opts.Context, svc.Namespace, svc.Name})
 		}

@@ -112,6 +112,7 @@ func NewRoot(streams Streams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
-	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newStatusCommand(streams), newRefreshCommand(streams))
+	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newStatusCommand(streams), newRefreshCommand(streams),
+		newEventsCommand(streams), newNamespacesCommand(streams), newStopCommand(streams))
 	return root
 }

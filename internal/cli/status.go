@@ -99,25 +99,3 @@ func bytes(n int64) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
-
-func newRefreshCommand(streams Streams) *cobra.Command {
-	var instance string
-	cmd := &cobra.Command{
-		Use:   "refresh",
-		Short: "Make a running kubefwd reopen all its tunnels (the fix for a wedged forward)",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := connect(instance)
-			if err != nil {
-				return err
-			}
-			if err := c.Refresh(cmd.Context()); err != nil {
-				return err
-			}
-			fmt.Fprintln(streams.Out, "refreshed: every tunnel will be reopened on its next connection")
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&instance, "instance", "", "which kubefwd, when several run")
-	return cmd
-}

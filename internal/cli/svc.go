@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubefwd/kubefwd/internal/catalog"
@@ -26,6 +27,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/hosts"
 	"github.com/kubefwd/kubefwd/internal/kube"
 	"github.com/kubefwd/kubefwd/internal/loopback"
+	"github.com/kubefwd/kubefwd/internal/namespaces"
 )
 
 // svcOptions are `kubefwd svc`'s flags and what Complete derives from them.
@@ -48,6 +50,9 @@ type svcOptions struct {
 	verbose       bool
 	pinFirst      bool
 	endpointWait  time.Duration
+	nsFile        string
+	idle          bool
+	instance      string
 
 	// Set by Complete.
 	log      *slog.Logger
@@ -97,6 +102,9 @@ func newSvcCommand(streams Streams) *cobra.Command {
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log debug details")
 	f.BoolVar(&o.pinFirst, "pin-first", false, "send every connection to the first ready pod (upstream's behaviour) instead of round-robin")
 	f.DurationVar(&o.endpointWait, "endpoint-wait", 30*time.Second, "how long a connection waits for a ready pod before it is closed")
+	f.StringVar(&o.nsFile, "namespaces-file", "", "forward the namespaces listed in this file (NAME or CONTEXT/NAME per line), following its changes; a missing or empty file forwards nothing")
+	f.BoolVar(&o.idle, "idle", false, "start with no namespace; add them later with kubefwd namespaces add")
+	f.StringVar(&o.instance, "instance", "", "name this instance, for kubefwd status/refresh/namespaces --instance (default: a random id)")
 	// kubectl's client flags (--as, --request-timeout, --user, …) work as
 	// they do in kubectl.
 	o.kubeFlags.AddFlags(f)
@@ -151,6 +159,24 @@ func (o *svcOptions) complete() error {
 		return UsageError{fmt.Errorf("--reserve: %w", err)}
 	}
 
+	if o.nsFile != "" && (len(o.namespaces) > 0 || o.allNamespaces || o.idle) {
+		return UsageError{errors.New("--namespaces-file cannot be combined with --namespace, --all-namespaces or --idle: the file says which namespaces to forward")}
+	}
+	if o.idle && (len(o.namespaces) > 0 || o.allNamespaces) {
+		return UsageError{errors.New("--idle starts with no namespace; it cannot be combined with --namespace or --all-namespaces")}
+	}
+	if o.instance != "" {
+		if errs := validation.IsDNS1123Label(o.instance); len(errs) > 0 {
+			return UsageError{fmt.Errorf("--instance %q: %s", o.instance, errs[0])}
+		}
+	}
+	var fileRefs []namespaces.Ref
+	if o.nsFile != "" {
+		if fileRefs, err = namespaces.ReadFile(o.nsFile); err != nil {
+			return UsageError{fmt.Errorf("--namespaces-file: %w", err)}
+		}
+	}
+
 	kubeconfig := o.kubeconfig
 	if kubeconfig == "" {
 		if kubeconfig = o.sudoUserKubeconfig(); kubeconfig != "" {
@@ -170,6 +196,20 @@ func (o *svcOptions) complete() error {
 			return UsageError{err}
 		}
 		return err
+	}
+	if o.nsFile != "" || o.idle {
+		// The namespaces come from the file or, later, the control API.
+		contexts := make([]string, len(o.targets))
+		for i, t := range o.targets {
+			contexts[i] = t.Context
+		}
+		perCtx, err := namespaces.PerContext(fileRefs, contexts)
+		if err != nil {
+			return UsageError{fmt.Errorf("--namespaces-file %s: %w", o.nsFile, err)}
+		}
+		for i := range o.targets {
+			o.targets[i].Namespaces = perCtx[o.targets[i].Context]
+		}
 	}
 
 	if o.stateFile == "" {
@@ -192,8 +232,15 @@ func (o *svcOptions) run(ctx context.Context) error {
 	var targets []kube.Target
 	var failures []error
 	for _, t := range o.targets {
+		check := t
+		if o.nsFile != "" {
+			// The file changes while kubefwd runs, and a namespace it names
+			// that cannot be watched is reported, not fatal: check only that
+			// the cluster answers.
+			check.Namespaces = nil
+		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := kube.Preflight(pctx, t)
+		err := kube.Preflight(pctx, check)
 		cancel()
 		if err != nil {
 			o.log.Error("not forwarding this context", "context", t.Context, "err", err)
@@ -218,8 +265,9 @@ func (o *svcOptions) run(ctx context.Context) error {
 		Mapping: o.mapping, Domain: o.domain, Loopback: o.loopback,
 		State: loopback.Store{Path: o.stateFile, Owner: o.owner},
 		Hosts: hostsFile, Aliases: aliases, PinFirst: o.pinFirst,
-		Proxy: forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
-		Log:   o.log,
+		Proxy:   forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
+		Log:     o.log,
+		Version: Version(),
 	})
 	if err != nil {
 		return err
@@ -258,17 +306,42 @@ func (o *svcOptions) run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	// The local control API, for `kubefwd status` and `kubefwd refresh`.
+	// The local control API: kubefwd status, events, refresh, namespaces.
 	uid, gid := invokingUser()
-	api := &control.Server{Engine: eng, Log: o.log, UID: uid, GID: gid}
+	api := &control.Server{Engine: eng, Log: o.log, UID: uid, GID: gid, Stop: cancel}
+	name := o.instance
+	if name == "" {
+		name = block.ID
+	}
 	apiDone := make(chan error, 1)
-	go func() { apiDone <- api.Serve(ctx, control.Dir(uid), block.ID) }()
+	go func() { apiDone <- api.Serve(ctx, control.Dir(uid), name) }()
+
+	followDone := make(chan error, 1)
+	if o.nsFile != "" {
+		go func() { followDone <- o.followFile(ctx, eng) }()
+	} else {
+		followDone <- nil
+	}
 	runErr := eng.Run(ctx)
 	cancel()
 	if err := <-apiDone; err != nil {
 		o.log.Warn("control API", "err", err)
 	}
+	if err := <-followDone; err != nil {
+		o.log.Warn("namespaces file", "err", err)
+	}
 	return runErr
+}
+
+// followFile applies the namespaces file whenever it changes.
+func (o *svcOptions) followFile(ctx context.Context, eng *engine.Engine) error {
+	return namespaces.Follow(ctx, o.nsFile, func(refs []namespaces.Ref) {
+		if _, err := eng.ChangeNamespaces(engine.NamespacesSet, refs); err != nil {
+			o.log.Error("cannot apply the namespaces file; keeping the previous namespaces", "file", o.nsFile, "err", err)
+		}
+	}, func(err error) {
+		o.log.Error("cannot read the namespaces file; keeping the previous namespaces", "err", err)
+	})
 }
 
 // parseMappings parses -m servicePort:localPort entries.

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,29 +63,50 @@ func Connect(dir, id string) (*Client, error) {
 	}}, nil
 }
 
-func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://kubefwd"+path, nil)
-	if err != nil {
-		return err
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
 	}
-	resp, err := c.http.Do(req)
+	req, err := http.NewRequestWithContext(ctx, method, "http://kubefwd"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("permission denied on %s: it belongs to another user", c.Socket)
+			return nil, fmt.Errorf("permission denied on %s: it belongs to another user", c.Socket)
 		}
-		return fmt.Errorf("cannot reach kubefwd at %s: %w", c.Socket, err)
+		return nil, fmt.Errorf("cannot reach kubefwd at %s: %w", c.Socket, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, c.http, method, path, in)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
 	}
 	return json.Unmarshal(body, out)
 }
@@ -92,12 +114,58 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 // Status fetches the instance's status.
 func (c *Client) Status(ctx context.Context) (engine.Status, error) {
 	var st engine.Status
-	err := c.do(ctx, http.MethodGet, "/v1/status", &st)
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
 	return st, err
 }
 
-// Refresh asks the instance to reopen every tunnel.
-func (c *Client) Refresh(ctx context.Context) error {
-	var out map[string]any
-	return c.do(ctx, http.MethodPost, "/v1/refresh", &out)
+// Refresh asks the instance to reopen the tunnels of services (all when
+// none are named) and returns what it refreshed.
+func (c *Client) Refresh(ctx context.Context, services ...string) ([]string, error) {
+	var out RefreshResponse
+	err := c.do(ctx, http.MethodPost, "/v1/refresh", RefreshRequest{Services: services}, &out)
+	return out.Refreshed, err
+}
+
+// Namespaces lists what the instance forwards.
+func (c *Client) Namespaces(ctx context.Context) ([]engine.ContextNamespaces, error) {
+	var out []engine.ContextNamespaces
+	err := c.do(ctx, http.MethodGet, "/v1/namespaces", nil, &out)
+	return out, err
+}
+
+// ChangeNamespaces sets, adds or removes namespaces (`ns` or `context/ns`).
+func (c *Client) ChangeNamespaces(ctx context.Context, op string, namespaces []string) (engine.NamespaceChange, error) {
+	var out engine.NamespaceChange
+	err := c.do(ctx, http.MethodPost, "/v1/namespaces", NamespacesRequest{Op: op, Namespaces: namespaces}, &out)
+	return out, err
+}
+
+// Stop asks the instance to shut down.
+func (c *Client) Stop(ctx context.Context) error {
+	var out map[string]bool
+	return c.do(ctx, http.MethodPost, "/v1/stop", nil, &out)
+}
+
+// Events calls fn with each event until ctx ends, the instance stops, or fn
+// returns false.
+func (c *Client) Events(ctx context.Context, fn func(engine.Event) bool) error {
+	stream := &http.Client{Transport: c.http.Transport} // no overall timeout: it follows for as long as asked
+	resp, err := c.send(ctx, stream, http.MethodGet, "/v1/events", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev engine.Event
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading events: %w", err)
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
 }

@@ -5,10 +5,12 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,12 +24,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/namespaces"
 )
 
 // Engine is what the API exposes.
 type Engine interface {
 	Status() engine.Status
 	Refresh()
+	RefreshServices(services []string) ([]string, error)
+	Namespaces() []engine.ContextNamespaces
+	ChangeNamespaces(op string, refs []namespaces.Ref) (engine.NamespaceChange, error)
+	Subscribe() *engine.Subscription
 }
 
 // Dir is the directory holding the sockets of uid's instances:
@@ -55,7 +62,12 @@ type Server struct {
 	// UID is the user allowed besides root (the invoking user under sudo).
 	UID int
 	GID int
+	// Stop, if set, ends the instance (POST /v1/stop).
+	Stop func()
 }
+
+// maxBody bounds request bodies: every request is small.
+const maxBody = 1 << 20
 
 // Serve listens on dir/id.sock until ctx ends, then removes the socket.
 func (s *Server) Serve(ctx context.Context, dir, id string) error {
@@ -65,6 +77,9 @@ func (s *Server) Serve(ctx context.Context, dir, id string) error {
 	_ = os.Chown(dir, s.UID, s.GID)
 	removeStale(dir)
 	path := filepath.Join(dir, id+".sock")
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("an instance named %q is already running (%s)", id, path)
+	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -76,23 +91,13 @@ func (s *Server) Serve(ctx context.Context, dir, id string) error {
 	}
 	_ = os.Chown(path, s.UID, s.GID)
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Engine.Status())
-	})
-	// A registry of our own: no process-wide state.
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(newCollector(s.Engine))
-	mux.Handle("GET /v1/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("POST /v1/refresh", func(w http.ResponseWriter, r *http.Request) {
-		s.Engine.Refresh()
-		s.Log.Info("refresh requested: reopening all tunnels")
-		writeJSON(w, http.StatusOK, map[string]any{"refreshed": true})
-	})
 	srv := &http.Server{
-		Handler:           s.authorize(mux),
+		Handler:           s.authorize(s.routes()),
 		ReadHeaderTimeout: 5 * time.Second,
-		WriteTimeout:      30 * time.Second, // a stuck client cannot hold the server
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second, // a stuck client cannot hold the server; events extend it per write
+		// Requests end with the instance, event streams included.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			uid, err := peerUID(c)
 			if err != nil {
@@ -117,6 +122,176 @@ func (s *Server) Serve(ctx context.Context, dir, id string) error {
 	return err
 }
 
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Engine.Status())
+	})
+	// A registry of our own: no process-wide state.
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(newCollector(s.Engine))
+	mux.Handle("GET /v1/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("POST /v1/refresh", s.refresh)
+	mux.HandleFunc("GET /v1/namespaces", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Engine.Namespaces())
+	})
+	mux.HandleFunc("POST /v1/namespaces", s.namespaces)
+	mux.HandleFunc("POST /v1/stop", func(w http.ResponseWriter, r *http.Request) {
+		if s.Stop == nil {
+			writeError(w, http.StatusNotImplemented, "this instance cannot be stopped through the API")
+			return
+		}
+		s.Log.Info("stop requested through the control API")
+		writeJSON(w, http.StatusOK, map[string]bool{"stopping": true})
+		s.Stop()
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see the README's Control API section)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// RefreshRequest is the body of POST /v1/refresh; no body or no services
+// means every tunnel.
+type RefreshRequest struct {
+	Services []string `json:"services,omitempty"`
+}
+
+// RefreshResponse says what was refreshed.
+type RefreshResponse struct {
+	Refreshed []string `json:"refreshed"` // namespace/service, or "all"
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	var req RefreshRequest
+	if !readJSON(w, r, &req, true) {
+		return
+	}
+	if len(req.Services) == 0 {
+		s.Engine.Refresh()
+		s.Log.Info("refresh requested: reopening all tunnels")
+		writeJSON(w, http.StatusOK, RefreshResponse{Refreshed: []string{"all"}})
+		return
+	}
+	done, err := s.Engine.RefreshServices(req.Services)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	s.Log.Info("refresh requested", "services", done)
+	writeJSON(w, http.StatusOK, RefreshResponse{Refreshed: done})
+}
+
+// NamespacesRequest is the body of POST /v1/namespaces.
+type NamespacesRequest struct {
+	Op         string   `json:"op"`         // set, add or remove
+	Namespaces []string `json:"namespaces"` // namespace or context/namespace
+}
+
+func (s *Server) namespaces(w http.ResponseWriter, r *http.Request) {
+	var req NamespacesRequest
+	if !readJSON(w, r, &req, false) {
+		return
+	}
+	switch req.Op {
+	case engine.NamespacesSet, engine.NamespacesAdd, engine.NamespacesRemove:
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("op %q: want set, add or remove", req.Op))
+		return
+	}
+	if req.Op != engine.NamespacesSet && len(req.Namespaces) == 0 {
+		writeError(w, http.StatusBadRequest, req.Op+": name at least one namespace")
+		return
+	}
+	refs, err := namespaces.ParseAll(req.Namespaces)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	change, err := s.Engine.ChangeNamespaces(req.Op, refs)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, engine.ErrAllNamespaces) {
+			code = http.StatusConflict
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, change)
+}
+
+// events streams newline-delimited JSON until the client goes away or the
+// instance stops. A client that cannot keep up is dropped (forwarding
+// never waits for it) and told so in a last line.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	sub := s.Engine.Subscribe()
+	defer sub.Close()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	send := func(ev engine.Event) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if enc.Encode(ev) != nil || rc.Flush() != nil {
+			return false
+		}
+		_ = rc.SetWriteDeadline(time.Time{}) // idle streams may wait for events forever
+		return true
+	}
+	if !send(engine.Event{Time: time.Now(), Type: "subscribed"}) {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-sub.C:
+			if !ok {
+				if sub.Dropped() {
+					send(engine.Event{Time: time.Now(), Type: "dropped", Message: "this client fell too far behind; reconnect to follow again"})
+				}
+				return
+			}
+			if !send(ev) {
+				return
+			}
+		}
+	}
+}
+
+// readJSON decodes a small JSON body strictly; an empty body is accepted
+// when optional. It answers 400 itself and returns false on bad input.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "cannot read the request body: "+err.Error())
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return true
+		}
+		writeError(w, http.StatusBadRequest, "the request needs a JSON body")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed request body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "malformed request body: more than one JSON value")
+		return false
+	}
+	return true
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
 type peerKey struct{}
 
 // authorize admits root, the allowed user and this process's own user.
@@ -124,7 +299,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		uid, _ := r.Context().Value(peerKey{}).(int)
 		if uid != 0 && uid != s.UID && uid != os.Geteuid() {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("permission denied: uid %d may not use this kubefwd", uid)})
+			writeError(w, http.StatusForbidden, fmt.Sprintf("permission denied: uid %d may not use this kubefwd", uid))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/namespaces"
 )
 
 const helperEnv = "KUBEFWD_CONTROL_HELPER"
@@ -54,6 +56,17 @@ func (s *stubEngine) Status() engine.Status {
 	}
 }
 func (s *stubEngine) Refresh() { s.refreshed.Add(1) }
+func (s *stubEngine) RefreshServices(services []string) ([]string, error) {
+	if slices.Contains(services, "nope") {
+		return nil, errors.New("no forwarded service matches nope")
+	}
+	return services, nil
+}
+func (s *stubEngine) Namespaces() []engine.ContextNamespaces { return nil }
+func (s *stubEngine) ChangeNamespaces(op string, refs []namespaces.Ref) (engine.NamespaceChange, error) {
+	return engine.NamespaceChange{Added: refs}, nil
+}
+func (s *stubEngine) Subscribe() *engine.Subscription { return nil }
 
 func serve(t *testing.T, dir string, uid int) (*stubEngine, func()) {
 	t.Helper()
@@ -85,8 +98,14 @@ func TestStatusAndRefresh(t *testing.T) {
 	if err != nil || len(st.Forwards) != 2 || st.Forwards[0].Service != "web" {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
-	if err := c.Refresh(t.Context()); err != nil || eng.refreshed.Load() != 1 {
-		t.Fatalf("refresh: %v (refreshed %d)", err, eng.refreshed.Load())
+	if got, err := c.Refresh(t.Context()); err != nil || eng.refreshed.Load() != 1 || !slices.Equal(got, []string{"all"}) {
+		t.Fatalf("refresh: %v, %v (refreshed %d)", got, err, eng.refreshed.Load())
+	}
+	if got, err := c.Refresh(t.Context(), "web"); err != nil || !slices.Equal(got, []string{"web"}) {
+		t.Fatalf("refresh web: %v, %v", got, err)
+	}
+	if _, err := c.Refresh(t.Context(), "nope"); err == nil || !strings.Contains(err.Error(), "no forwarded service matches nope") {
+		t.Fatalf("refresh of an unknown service: %v", err)
 	}
 	info, err := os.Stat(filepath.Join(dir, "inst.sock"))
 	if err != nil || info.Mode().Perm() != 0o600 {
@@ -211,5 +230,45 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := value("kubefwd_tunnel_dial_failures_total", map[string]string{"context": "dev"}); v != 1 {
 		t.Errorf("dial failures = %v", v)
+	}
+}
+
+// TestBadRequests: malformed input gets a 400 with a message, never a
+// change or a hang.
+func TestBadRequests(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kubefwd")
+	_, stop := serve(t, dir, os.Getuid())
+	defer stop()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(dir, "inst.sock"))
+	}}}
+	tests := []struct {
+		method, path, body string
+		code               int
+		msg                string
+	}{
+		{"POST", "/v1/namespaces", "", 400, "needs a JSON body"},
+		{"POST", "/v1/namespaces", "{not json", 400, "malformed request body"},
+		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["demo"],"extra":1}`, 400, "unknown field"},
+		{"POST", "/v1/namespaces", `{"op":"rename","namespaces":["demo"]}`, 400, "want set, add or remove"},
+		{"POST", "/v1/namespaces", `{"op":"add","namespaces":[]}`, 400, "name at least one namespace"},
+		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["Bad Name"]}`, 400, "not a valid name"},
+		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["a"]}{}`, 400, "more than one JSON value"},
+		{"POST", "/v1/refresh", `{"services":"web"}`, 400, "malformed request body"},
+		{"POST", "/v1/stop", "", 501, "cannot be stopped"},
+		{"GET", "/v2/status", "", 404, "no such endpoint"},
+		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["` + strings.Repeat("a", 2<<20) + `"]}`, 400, "cannot read the request body"},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, "http://kubefwd"+tt.path, strings.NewReader(tt.body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code || !strings.Contains(string(body), tt.msg) {
+			t.Errorf("%s %s %.40q: %d %s, want %d with %q", tt.method, tt.path, tt.body, resp.StatusCode, body, tt.code, tt.msg)
+		}
 	}
 }

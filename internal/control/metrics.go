@@ -13,7 +13,7 @@ import (
 type collector struct {
 	engine Engine
 
-	forwards, open, bytes, failed, tunnels, dials, dialFailures *prometheus.Desc
+	forwards, open, bytes, failed, streamErrors, tunnels, dials, dialFailures, reconnects, requests, watchErrors *prometheus.Desc
 }
 
 func newCollector(e Engine) *collector {
@@ -24,6 +24,10 @@ func newCollector(e Engine) *collector {
 		open:         prometheus.NewDesc("kubefwd_connections_open", "Connections being carried.", svc, nil),
 		bytes:        prometheus.NewDesc("kubefwd_bytes_total", "Bytes carried, by direction (in: from pods).", append(svc, "direction"), nil),
 		failed:       prometheus.NewDesc("kubefwd_connections_failed_total", "Connections closed without reaching a pod.", svc, nil),
+		streamErrors: prometheus.NewDesc("kubefwd_stream_errors_total", "Streams to pods that failed to open or ended in an error.", svc, nil),
+		reconnects:   prometheus.NewDesc("kubefwd_tunnel_reconnects_total", "Broken tunnels replaced by a new dial.", []string{"context"}, nil),
+		requests:     prometheus.NewDesc("kubefwd_api_requests_total", "Requests to the API server; verb=watch counts watches started, restarts included.", []string{"context", "verb", "resource"}, nil),
+		watchErrors:  prometheus.NewDesc("kubefwd_api_watch_errors_total", "Lists and watches of the API server that failed and were retried.", []string{"context"}, nil),
 		tunnels:      prometheus.NewDesc("kubefwd_tunnels_open", "Tunnels open or being dialed.", []string{"context"}, nil),
 		dials:        prometheus.NewDesc("kubefwd_tunnel_dials_total", "Tunnel dials.", []string{"context"}, nil),
 		dialFailures: prometheus.NewDesc("kubefwd_tunnel_dial_failures_total", "Tunnel dials that failed.", []string{"context"}, nil),
@@ -31,7 +35,7 @@ func newCollector(e Engine) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.tunnels, c.dials, c.dialFailures} {
+	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.streamErrors, c.tunnels, c.dials, c.dialFailures, c.reconnects, c.requests, c.watchErrors} {
 		ch <- d
 	}
 }
@@ -47,6 +51,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(p.BytesIn), append(labels, "in")...)
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(p.BytesOut), append(labels, "out")...)
 			ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(p.Failed), labels...)
+			ch <- prometheus.MustNewConstMetric(c.streamErrors, prometheus.CounterValue, float64(p.StreamErrors), labels...)
 		}
 	}
 	for state, n := range states {
@@ -56,5 +61,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, float64(t.Open), t.Context)
 		ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(t.Dials), t.Context)
 		ch <- prometheus.MustNewConstMetric(c.dialFailures, prometheus.CounterValue, float64(t.DialFailures), t.Context)
+		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(t.Reconnects), t.Context)
+	}
+	for _, a := range st.API {
+		for _, r := range a.Requests {
+			ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(r.Count), a.Context, r.Verb, r.Resource)
+		}
+		ch <- prometheus.MustNewConstMetric(c.watchErrors, prometheus.CounterValue, float64(a.WatchErrors), a.Context)
 	}
 }

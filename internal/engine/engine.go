@@ -55,6 +55,7 @@ type Options struct {
 	// HostsDelay batches hosts writes: changes within it become one write.
 	HostsDelay time.Duration
 	Log        *slog.Logger
+	Version    string // reported in Status
 }
 
 // Engine runs the forwarding.
@@ -65,6 +66,15 @@ type Engine struct {
 	queue workqueue.TypedRateLimitingInterface[catalog.Key]
 
 	clusters map[string]*cluster // by context name; fixed after New
+	contexts []string            // context names in command-line order
+	events   hub
+
+	// nsMu guards every cluster's namespaces and serialises changes to them.
+	nsMu sync.RWMutex
+
+	watchErrMu sync.Mutex
+	watchErrs  map[string]string // last list/watch error logged, by context/namespace
+	watchFails map[string]int64  // list/watch errors by context
 
 	// Owned by the worker goroutine.
 	forwards map[catalog.Key]*svcForward
@@ -87,10 +97,13 @@ type Engine struct {
 }
 
 type cluster struct {
-	target  kube.Target
-	catalog *catalog.Catalog
-	pool    *forward.Pool
-	proxy   *forward.Proxy
+	target kube.Target
+	// namespaces forwarded, in order (the first gets the short names);
+	// guarded by Engine.nsMu. Under -A, the context's own namespace.
+	namespaces []string
+	catalog    *catalog.Catalog
+	pool       *forward.Pool
+	proxy      *forward.Proxy
 }
 
 type svcForward struct {
@@ -139,6 +152,8 @@ func New(opts Options) (*Engine, error) {
 		conns:          map[net.Conn]struct{}{},
 		started:        time.Now(),
 		status:         map[catalog.Key][]ForwardStatus{},
+		watchErrs:      map[string]string{},
+		watchFails:     map[string]int64{},
 	}
 	for _, t := range opts.Targets {
 		d, err := forward.NewDialer(t.Config, opts.Dialer)
@@ -146,22 +161,22 @@ func New(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("context %q: %w", t.Context, err)
 		}
 		pool := forward.NewPool(d, 0)
-		var watch []string
-		if !t.AllNamespaces {
-			watch = t.Namespaces
-		}
 		cat, err := catalog.New(catalog.Options{
-			Context: t.Context, Client: t.Client, Namespaces: watch,
+			Context: t.Context, Client: t.Client,
+			AllNamespaces: t.AllNamespaces, Namespaces: t.Namespaces,
 			LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector,
+			OnWatchError: func(ns string, err error) { e.watchError(t.Context, ns, err) },
 		}, func(k catalog.Key) { e.queue.Add(k) })
 		if err != nil {
 			return nil, err
 		}
+		e.contexts = append(e.contexts, t.Context)
 		e.clusters[t.Context] = &cluster{
-			target:  t,
-			catalog: cat,
-			pool:    pool,
-			proxy:   forward.NewProxy(pool, opts.Log.With("context", t.Context), opts.Proxy),
+			target:     t,
+			namespaces: slices.Clone(t.Namespaces),
+			catalog:    cat,
+			pool:       pool,
+			proxy:      forward.NewProxy(pool, opts.Log.With("context", t.Context), opts.Proxy),
 		}
 	}
 	return e, nil
@@ -190,7 +205,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				}
 				return
 			}
-			e.log.Info("watching", "context", cl.target.Context, "namespaces", describeNamespaces(cl.target), "synced", time.Since(start).Round(time.Millisecond))
+			e.log.Info("watching", "context", cl.target.Context, "namespaces", e.describeNamespaces(cl), "synced", time.Since(start).Round(time.Millisecond))
 		})
 	}
 	bg.Go(func() { e.writeHosts(runCtx) })
@@ -317,9 +332,20 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 		return nil
 	}
 
+	scope := e.scope(cl, key.Namespace)
 	f := e.forwards[key]
+	if f != nil {
+		// The namespace order may have changed (namespaces set): the first
+		// namespace's Services own the short names.
+		if hostnames := names.Service(scope, key.Name); !slices.Equal(hostnames, f.names) {
+			f.names = hostnames
+			for name, pf := range f.pods {
+				pf.names = names.Pod(scope, name, key.Name)
+			}
+			e.markHostsDirty()
+		}
+	}
 	if f == nil {
-		scope := e.scope(cl, key.Namespace)
 		hostnames := names.Service(scope, key.Name)
 		addr, err := e.alloc.Get(key.String(), reservationNames(key, hostnames))
 		if err != nil {
@@ -333,7 +359,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 	}
 	delete(e.reported, key)
 	var errs []error
-	if err := e.syncPorts(serveCtx, cl, key.String(), f.addr, f.ports, desired.Ports); err != nil {
+	if err := e.syncPorts(serveCtx, cl, origin{key: key}, f.addr, f.ports, desired.Ports); err != nil {
 		errs = append(errs, err)
 	}
 
@@ -343,7 +369,6 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 		want[p.Name] = true
 		pf := f.pods[p.Name]
 		if pf == nil {
-			scope := e.scope(cl, key.Namespace)
 			hostnames := names.Pod(scope, p.Name, key.Name)
 			podKey := key.String() + "/" + p.Name
 			addr, err := e.alloc.Get(podKey, reservationNames(catalog.Key{Context: key.Context, Namespace: key.Namespace, Name: p.Name + "." + key.Name}, hostnames))
@@ -355,7 +380,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 			f.pods[p.Name] = pf
 			e.markHostsDirty()
 		}
-		if err := e.syncPorts(serveCtx, cl, key.String()+"/"+p.Name, pf.addr, pf.ports, p.Ports); err != nil {
+		if err := e.syncPorts(serveCtx, cl, origin{key: key, pod: p.Name}, pf.addr, pf.ports, p.Ports); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -440,9 +465,12 @@ func (e *Engine) forgetUnusedTunnels(cl *cluster) {
 }
 
 func (e *Engine) scope(cl *cluster, namespace string) names.Scope {
-	idx := slices.Index(cl.target.Namespaces, namespace)
+	e.nsMu.RLock()
+	idx := slices.Index(cl.namespaces, namespace)
+	n := len(cl.namespaces)
+	e.nsMu.RUnlock()
 	if idx < 0 {
-		idx = len(cl.target.Namespaces) // -A: only the home namespace gets short names
+		idx = n // -A: only the home namespace gets short names
 		if idx == 0 {
 			idx = 1
 		}
@@ -469,9 +497,31 @@ func (e *Engine) reportOnce(dedupe catalog.Key, msg string, key catalog.Key, att
 	e.log.Warn(msg, append([]any{"service", key.String()}, attrs...)...)
 }
 
-func describeNamespaces(t kube.Target) string {
-	if t.AllNamespaces {
+func (e *Engine) describeNamespaces(cl *cluster) string {
+	if cl.target.AllNamespaces {
 		return "all"
 	}
-	return fmt.Sprint(t.Namespaces)
+	e.nsMu.RLock()
+	defer e.nsMu.RUnlock()
+	return fmt.Sprint(cl.namespaces)
+}
+
+// watchError logs a failed list or watch once per distinct message, and
+// tells event followers every time.
+func (e *Engine) watchError(context, namespace string, err error) {
+	where := context + "/" + namespace
+	msg := err.Error()
+	e.watchErrMu.Lock()
+	repeat := e.watchErrs[where] == msg
+	e.watchErrs[where] = msg
+	e.watchFails[context]++
+	e.watchErrMu.Unlock()
+	if !repeat {
+		ns := namespace
+		if ns == "" {
+			ns = "(all)"
+		}
+		e.log.Warn("cannot watch Services and EndpointSlices; retrying", "context", context, "namespace", ns, "err", err)
+	}
+	e.events.emit(Event{Type: EventWatchError, Context: context, Namespace: namespace, Message: msg})
 }

@@ -16,7 +16,8 @@ import (
 
 // syncPorts opens listeners for new ports, updates endpoints of existing
 // ones and closes those no longer wanted.
-func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, addr netip.Addr, have map[int32]*portForward, want []catalog.Port) error {
+func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr netip.Addr, have map[int32]*portForward, want []catalog.Port) error {
+	name := o.String()
 	keep := map[int32]bool{}
 	var errs []error
 	for _, p := range want {
@@ -36,7 +37,7 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, a
 			}
 			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
 			have[p.Local] = pf
-			e.serve(serveCtx, cl, fmt.Sprintf("%s:%d", name, p.Port), pf)
+			e.serve(serveCtx, cl, o, pf)
 			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
 		}
 		pf.eps.Set(p.Endpoints)
@@ -51,8 +52,23 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, name string, a
 	return errors.Join(errs...)
 }
 
+// origin is what a listener forwards: a Service, or one pod of a headless
+// Service.
+type origin struct {
+	key catalog.Key
+	pod string
+}
+
+func (o origin) String() string {
+	if o.pod == "" {
+		return o.key.String()
+	}
+	return o.key.String() + "/" + o.pod
+}
+
 // serve accepts connections on pf until its listener closes.
-func (e *Engine) serve(serveCtx context.Context, cl *cluster, name string, pf *portForward) {
+func (e *Engine) serve(serveCtx context.Context, cl *cluster, o origin, pf *portForward) {
+	name := fmt.Sprintf("%s:%d", o, pf.port)
 	e.serving.Add(1)
 	go func() {
 		defer e.serving.Done()
@@ -72,7 +88,12 @@ func (e *Engine) serve(serveCtx context.Context, cl *cluster, name string, pf *p
 			e.serving.Add(1)
 			go func() {
 				defer e.serving.Done()
-				cl.proxy.Serve(serveCtx, conn, name, pf.eps, pf.counters)
+				if err := cl.proxy.Serve(serveCtx, conn, name, pf.eps, pf.counters); err != nil && serveCtx.Err() == nil {
+					e.events.emit(Event{
+						Type: EventConnectionFailed, Context: o.key.Context, Namespace: o.key.Namespace, Service: o.key.Name, Pod: o.pod,
+						Message: fmt.Sprintf("port %d: %v", pf.port, err),
+					})
+				}
 				e.mu.Lock()
 				delete(e.conns, conn)
 				e.mu.Unlock()

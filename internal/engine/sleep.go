@@ -2,7 +2,13 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/forward"
 )
 
 // sleepCheckEvery is how often the wall clock is compared with the
@@ -43,10 +49,75 @@ func (e *Engine) watchSleep(ctx context.Context) {
 	}
 }
 
-// Refresh closes every tunnel; the next connection to each pod opens a new
-// one. Listeners, addresses and names stay as they are.
+// Refresh closes every tunnel and re-reads every Service from the caches;
+// the next connection to each pod opens a new tunnel. Listeners, addresses
+// and names stay as they are.
 func (e *Engine) Refresh() {
-	for _, cl := range e.clusters {
+	for _, name := range e.contexts {
+		cl := e.clusters[name]
 		cl.pool.CloseAll()
+		for _, k := range cl.catalog.Keys() {
+			e.queue.Add(k)
+		}
 	}
+	e.events.emit(Event{Type: EventRefresh, Message: "all tunnels"})
+}
+
+// RefreshServices does what Refresh does for the forwards matching the
+// given names only: `web`, `web.demo`, `demo/web`, `ctx/demo/web` or any
+// hostname kubefwd wrote for it. It returns the forwards refreshed, or an
+// error naming what matched nothing.
+func (e *Engine) RefreshServices(services []string) ([]string, error) {
+	e.statusMu.Lock()
+	matched := map[catalog.Key][]forward.Pod{}
+	var unknown []string
+	for _, want := range services {
+		found := false
+		for key, entries := range e.status {
+			for _, fs := range entries {
+				if !matches(want, key, fs.Names) {
+					continue
+				}
+				found = true
+				for _, p := range fs.Ports {
+					if p.pf == nil {
+						continue
+					}
+					for _, ep := range p.pf.eps.List() {
+						matched[key] = append(matched[key], ep.Pod)
+					}
+				}
+				if _, ok := matched[key]; !ok {
+					matched[key] = nil
+				}
+			}
+		}
+		if !found {
+			unknown = append(unknown, want)
+		}
+	}
+	e.statusMu.Unlock()
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no forwarded service matches %s (see kubefwd status)", strings.Join(unknown, ", "))
+	}
+	var done []string
+	for key, pods := range matched {
+		cl := e.clusters[key.Context]
+		for _, pod := range pods {
+			cl.pool.Forget(pod)
+		}
+		e.queue.Add(key)
+		done = append(done, key.Namespace+"/"+key.Name)
+		e.events.emit(Event{Type: EventRefresh, Context: key.Context, Namespace: key.Namespace, Service: key.Name})
+	}
+	slices.Sort(done)
+	return done, nil
+}
+
+func matches(want string, key catalog.Key, hostnames []string) bool {
+	switch want {
+	case key.Name, key.Name + "." + key.Namespace, key.Namespace + "/" + key.Name, key.String():
+		return true
+	}
+	return slices.Contains(hostnames, want)
 }

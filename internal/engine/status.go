@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/kube"
 )
 
 // Forward states.
@@ -17,10 +18,13 @@ const (
 
 // Status is a snapshot of every forward, for `kubefwd status` and tools.
 type Status struct {
-	Started  time.Time       `json:"started"`
-	Contexts []string        `json:"contexts"`
-	Forwards []ForwardStatus `json:"forwards"`
-	Tunnels  []TunnelStats   `json:"tunnels"`
+	Version    string              `json:"version,omitempty"`
+	Started    time.Time           `json:"started"`
+	Contexts   []string            `json:"contexts"`
+	Namespaces []ContextNamespaces `json:"namespaces"`
+	Forwards   []ForwardStatus     `json:"forwards"`
+	Tunnels    []TunnelStats       `json:"tunnels"`
+	API        []APIStats          `json:"api"`
 }
 
 // TunnelStats counts one context's tunnel dials.
@@ -29,6 +33,15 @@ type TunnelStats struct {
 	Open         int    `json:"open"`
 	Dials        int64  `json:"dials"`
 	DialFailures int64  `json:"dialFailures"`
+	Reconnects   int64  `json:"reconnects"` // broken tunnels replaced
+}
+
+// APIStats counts one context's requests to its API server.
+type APIStats struct {
+	Context  string              `json:"context"`
+	Requests []kube.RequestCount `json:"requests"`
+	// WatchErrors counts failed lists and watches (each is retried).
+	WatchErrors int64 `json:"watchErrors"`
 }
 
 // ForwardStatus is one Service (or one pod of a headless Service).
@@ -43,6 +56,8 @@ type ForwardStatus struct {
 	Reason    string       `json:"reason,omitempty"`
 	Ports     []PortStatus `json:"ports,omitempty"`
 	Skipped   []string     `json:"skipped,omitempty"` // ports not forwarded, with why
+
+	endpointPods []string // ready pods when published, to report changes
 }
 
 // PortStatus is one listening port.
@@ -54,6 +69,8 @@ type PortStatus struct {
 	BytesIn     int64    `json:"bytesIn"`
 	BytesOut    int64    `json:"bytesOut"`
 	Failed      int64    `json:"failed"`
+	// StreamErrors counts streams that failed to open or ended in an error.
+	StreamErrors int64 `json:"streamErrors"`
 
 	pf *portForward // live counters and endpoints
 }
@@ -75,17 +92,22 @@ func (e *Engine) Status() Status {
 	slices.SortFunc(out, func(a, b ForwardStatus) int {
 		return strings.Compare(a.Context+"/"+a.Namespace+"/"+a.Service+"/"+a.Pod, b.Context+"/"+b.Namespace+"/"+b.Service+"/"+b.Pod)
 	})
-	var contexts []string
-	for name := range e.clusters {
-		contexts = append(contexts, name)
+	st := Status{Version: e.opts.Version, Started: e.started, Contexts: slices.Clone(e.contexts), Forwards: out, Namespaces: e.Namespaces()}
+	for _, name := range e.contexts {
+		cl := e.clusters[name]
+		pool := cl.pool
+		st.Tunnels = append(st.Tunnels, TunnelStats{
+			Context: name, Open: pool.Len(), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load(), Reconnects: pool.Reconnects.Load(),
+		})
+		e.watchErrMu.Lock()
+		api := APIStats{Context: name, WatchErrors: e.watchFails[name]}
+		e.watchErrMu.Unlock()
+		if cl.target.Requests != nil {
+			api.Requests = cl.target.Requests.Snapshot()
+		}
+		st.API = append(st.API, api)
 	}
-	slices.Sort(contexts)
-	var tunnels []TunnelStats
-	for _, name := range contexts {
-		pool := e.clusters[name].pool
-		tunnels = append(tunnels, TunnelStats{Context: name, Open: pool.Len(), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load()})
-	}
-	return Status{Started: e.started, Contexts: contexts, Forwards: out, Tunnels: tunnels}
+	return st
 }
 
 func fillPort(p *PortStatus) {
@@ -97,6 +119,7 @@ func fillPort(p *PortStatus) {
 	}
 	c := p.pf.counters
 	p.Connections, p.BytesIn, p.BytesOut, p.Failed = c.Active.Load(), c.BytesIn.Load(), c.BytesOut.Load(), c.Failed.Load()
+	p.StreamErrors = c.StreamErrors.Load()
 }
 
 // publish records the status of key after a reconcile (worker only).
@@ -129,13 +152,78 @@ func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Servic
 			entries = append(entries, ps)
 		}
 	}
+	for i := range entries {
+		entries[i].endpointPods = readyPods(entries[i].Ports)
+	}
 	e.statusMu.Lock()
-	defer e.statusMu.Unlock()
+	prev := e.status[key]
 	if len(entries) == 0 {
 		delete(e.status, key)
-		return
+	} else {
+		e.status[key] = entries
 	}
-	e.status[key] = entries
+	e.statusMu.Unlock()
+	e.reportChanges(prev, entries)
+}
+
+func readyPods(ports []PortStatus) []string {
+	var pods []string
+	for _, p := range ports {
+		if p.pf == nil {
+			continue
+		}
+		for _, ep := range p.pf.eps.List() {
+			if !slices.Contains(pods, ep.Pod.Name) {
+				pods = append(pods, ep.Pod.Name)
+			}
+		}
+	}
+	slices.Sort(pods)
+	return pods
+}
+
+// reportChanges tells event followers how a Service's forwards changed.
+func (e *Engine) reportChanges(prev, next []ForwardStatus) {
+	find := func(list []ForwardStatus, pod string) *ForwardStatus {
+		for i := range list {
+			if list[i].Pod == pod {
+				return &list[i]
+			}
+		}
+		return nil
+	}
+	for _, n := range next {
+		ev := Event{Context: n.Context, Namespace: n.Namespace, Service: n.Service, Pod: n.Pod}
+		p := find(prev, n.Pod)
+		if p == nil || p.State != n.State || p.Reason != n.Reason || p.Address != n.Address {
+			fwd := ev
+			fwd.Type, fwd.State, fwd.Reason, fwd.Address = EventForward, n.State, n.Reason, n.Address
+			e.events.emit(fwd)
+		}
+		var before []string
+		if p != nil {
+			before = p.endpointPods
+		}
+		for _, pod := range n.endpointPods {
+			if !slices.Contains(before, pod) {
+				added := ev
+				added.Type, added.Pod = EventEndpointAdded, pod
+				e.events.emit(added)
+			}
+		}
+		for _, pod := range before {
+			if !slices.Contains(n.endpointPods, pod) {
+				removed := ev
+				removed.Type, removed.Pod = EventEndpointRemoved, pod
+				e.events.emit(removed)
+			}
+		}
+	}
+	for _, p := range prev {
+		if find(next, p.Pod) == nil {
+			e.events.emit(Event{Type: EventForwardRemoved, Context: p.Context, Namespace: p.Namespace, Service: p.Service, Pod: p.Pod, Address: p.Address})
+		}
+	}
 }
 
 func portStatuses(ports map[int32]*portForward) []PortStatus {

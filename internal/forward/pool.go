@@ -21,8 +21,9 @@ type Pool struct {
 	dialer TunnelDialer
 	idle   time.Duration
 
-	// Dials and DialFailures count tunnel dials, for metrics.
-	Dials, DialFailures atomic.Int64
+	// Dials and DialFailures count tunnel dials, Reconnects the tunnels
+	// found broken and replaced; for metrics.
+	Dials, DialFailures, Reconnects atomic.Int64
 
 	mu      sync.Mutex
 	tunnels map[Pod]*poolEntry // guarded by mu
@@ -68,7 +69,9 @@ func (p *Pool) Get(ctx context.Context, pod Pod) (*Tunnel, error) {
 		}
 		select {
 		case <-e.t.Done():
-			p.remove(pod, e) // broken: forget it and dial anew
+			if p.remove(pod, e) { // broken: forget it and dial anew
+				p.Reconnects.Add(1)
+			}
 			continue
 		default:
 			return e.t, nil
@@ -88,12 +91,15 @@ func (p *Pool) dial(ctx context.Context, pod Pod, e *poolEntry) {
 	}
 }
 
-func (p *Pool) remove(pod Pod, e *poolEntry) {
+// remove forgets e if it is still pod's tunnel, and says whether it was.
+func (p *Pool) remove(pod Pod, e *poolEntry) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tunnels[pod] == e {
 		delete(p.tunnels, pod)
+		return true
 	}
+	return false
 }
 
 // Forget closes the tunnel to pod, if any (the pod is gone, or the user

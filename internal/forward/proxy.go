@@ -36,6 +36,9 @@ type Counters struct {
 	Active   atomic.Int64 // connections being served
 	Failed   atomic.Int64 // connections closed without reaching a pod
 	Retried  atomic.Int64 // streams retried on another endpoint before the first byte
+	// StreamErrors counts streams that could not be opened or ended in an
+	// error (retried or not).
+	StreamErrors atomic.Int64
 }
 
 // ProxyOptions tune a Proxy; zero values pick the defaults.
@@ -83,8 +86,9 @@ func NewProxy(pool *Pool, log *slog.Logger, opts ProxyOptions) *Proxy {
 // notices. When every endpoint refuses (a pod that just turned ready and is
 // not listening yet, endpoints not yet updated after a rollout), it keeps
 // trying with a growing pause until WaitForEndpoint has passed since the
-// connection came in. name identifies the forward in logs.
-func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker Picker, c *Counters) {
+// connection came in. name identifies the forward in logs. The error says
+// why a connection could not be carried; nil when it was.
+func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker Picker, c *Counters) error {
 	defer client.Close()
 	c.Active.Add(1)
 	defer c.Active.Add(-1)
@@ -96,7 +100,7 @@ func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker 
 	for round := 0; ; round++ {
 		done, err := p.round(ctx, client, name, picker, c, r, deadline, round > 0)
 		if done {
-			return
+			return nil
 		}
 		lastErr = err
 		if _, replayable := r.pending(); !replayable || r.wasAnswered() || errors.Is(err, errNoEndpoint) ||
@@ -110,9 +114,14 @@ func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker 
 		pause = min(2*pause, 2*time.Second)
 	}
 	c.Failed.Add(1)
-	if lastErr != nil && ctx.Err() == nil {
-		p.log.Warn("connection closed without reaching a pod", "forward", name, "client", client.RemoteAddr().String(), "err", lastErr)
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
+	if lastErr == nil {
+		lastErr = errors.New("no endpoint could be reached")
+	}
+	p.log.Warn("connection closed without reaching a pod", "forward", name, "client", client.RemoteAddr().String(), "err", lastErr)
+	return lastErr
 }
 
 // errNoEndpoint: no endpoint became ready before the deadline.
@@ -138,10 +147,14 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 		tried = append(tried, ep)
 		s, err := p.open(ctx, ep)
 		if err != nil {
+			c.StreamErrors.Add(1)
 			lastErr = err
 			continue
 		}
 		retry, err := p.pipe(client, s, r, c)
+		if err != nil {
+			c.StreamErrors.Add(1)
+		}
 		if !retry {
 			var remote *RemoteError
 			if !r.wasAnswered() && errors.As(err, &remote) {

@@ -32,6 +32,8 @@ type Target struct {
 	AllNamespaces bool
 	Config        *rest.Config
 	Client        kubernetes.Interface
+	// Requests counts what Client asks of the API server.
+	Requests *Requests
 }
 
 // UsageError is a problem with what the user asked for (a context that does
@@ -96,11 +98,13 @@ func Resolve(req Request) ([]Target, error) {
 			cfg.QPS, cfg.Burst = req.QPS, req.Burst
 		}
 		cfg.UserAgent = "kubefwd"
+		requests := &Requests{}
+		cfg.Wrap(requests.Wrap)
 		client, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			return nil, UsageError{fmt.Errorf("context %q: %w", name, err)}
 		}
-		t := Target{Context: name, Index: i, Config: cfg, Client: client, AllNamespaces: req.AllNamespaces}
+		t := Target{Context: name, Index: i, Config: cfg, Client: client, Requests: requests, AllNamespaces: req.AllNamespaces}
 		if len(namespaces) > 0 {
 			t.Namespaces = namespaces
 		} else {

@@ -1,0 +1,285 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/tilt"
+)
+
+// The verbs that steer a running kubefwd through its control socket. None
+// needs root: the socket belongs to the user who started kubefwd.
+
+func instanceFlag(cmd *cobra.Command, instance *string) {
+	cmd.Flags().StringVar(instance, "instance", "", "which kubefwd, when several run (the error lists them)")
+}
+
+func newRefreshCommand(streams Streams) *cobra.Command {
+	var instance string
+	cmd := &cobra.Command{
+		Use:   "refresh [SERVICE...]",
+		Short: "Make a running kubefwd reopen its tunnels and re-read its Services (the fix for a wedged forward)",
+		Long: `Drops the tunnels of the named services (all when none is named) and re-reads
+them from the cluster; the next connection opens a fresh tunnel. Listeners,
+addresses and names stay. A SERVICE is web, web.demo, demo/web or any name in
+kubefwd status.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := connect(instance)
+			if err != nil {
+				return err
+			}
+			done, err := c.Refresh(cmd.Context(), args...)
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				fmt.Fprintln(streams.Out, "refreshed: every tunnel is reopened on its next connection")
+				return nil
+			}
+			fmt.Fprintf(streams.Out, "refreshed: %s\n", strings.Join(done, ", "))
+			return nil
+		},
+	}
+	instanceFlag(cmd, &instance)
+	return cmd
+}
+
+func newStopCommand(streams Streams) *cobra.Command {
+	var instance string
+	cmd := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop a running kubefwd (its hosts entries are removed), without sudo",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := connect(instance)
+			if err != nil {
+				return err
+			}
+			if err := c.Stop(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(streams.Out, "stopping")
+			return nil
+		},
+	}
+	instanceFlag(cmd, &instance)
+	return cmd
+}
+
+func newEventsCommand(streams Streams) *cobra.Command {
+	var instance string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Follow a running kubefwd's state changes and errors as they happen",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := connect(instance)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(streams.Out)
+			dropped := false
+			err = c.Events(cmd.Context(), func(ev engine.Event) bool {
+				dropped = ev.Type == "dropped"
+				if asJSON {
+					return enc.Encode(ev) == nil
+				}
+				fmt.Fprintln(streams.Out, formatEvent(ev))
+				return true
+			})
+			if err == nil && dropped {
+				return fmt.Errorf("kubefwd dropped this client: it fell behind")
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print newline-delimited JSON, one event per line")
+	instanceFlag(cmd, &instance)
+	return cmd
+}
+
+func formatEvent(ev engine.Event) string {
+	var b strings.Builder
+	b.WriteString(ev.Time.Local().Format("15:04:05.000"))
+	b.WriteString("  ")
+	b.WriteString(ev.Type)
+	if ev.Service != "" {
+		b.WriteString("  " + ev.Namespace + "/" + ev.Service)
+	} else if ev.Namespace != "" {
+		b.WriteString("  namespace " + ev.Namespace)
+	}
+	if ev.Pod != "" {
+		b.WriteString("  pod " + ev.Pod)
+	}
+	for _, s := range []string{ev.State, ev.Address, ev.Reason, ev.Message} {
+		if s != "" {
+			b.WriteString("  " + s)
+		}
+	}
+	return b.String()
+}
+
+func newNamespacesCommand(streams Streams) *cobra.Command {
+	var instance string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "namespaces",
+		Aliases: []string{"ns"},
+		Short:   "List or change the namespaces a running kubefwd forwards, live",
+		Long: `Namespaces are NAME (in every context kubefwd forwards from) or CONTEXT/NAME.
+Services of added namespaces are forwarded within a moment; those of removed
+ones lose their listeners and hosts entries. The first namespace of the first
+context gets the short names (web rather than web.demo).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return listNamespaces(cmd.Context(), streams, instance, asJSON)
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the forwarded namespaces and their state",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return listNamespaces(cmd.Context(), streams, instance, asJSON)
+		},
+	}
+	change := func(op, short string, minArgs int) *cobra.Command {
+		return &cobra.Command{
+			Use:   op + " NAMESPACE...",
+			Short: short,
+			Args:  cobra.MinimumNArgs(minArgs),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := connect(instance)
+				if err != nil {
+					return err
+				}
+				res, err := c.ChangeNamespaces(cmd.Context(), op, args)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(streams, res)
+				}
+				for _, r := range res.Added {
+					fmt.Fprintf(streams.Out, "added %s\n", r)
+				}
+				for _, r := range res.Removed {
+					fmt.Fprintf(streams.Out, "removed %s\n", r)
+				}
+				for _, n := range res.Notes {
+					fmt.Fprintln(streams.Out, n)
+				}
+				printNamespaces(streams, res.Namespaces)
+				return nil
+			},
+		}
+	}
+	set := change("set", "Forward exactly these namespaces (none: forward nothing)", 0)
+	set.Use = "set [NAMESPACE...]"
+	cmd.AddCommand(list, set,
+		change("add", "Also forward these namespaces", 1),
+		change("remove", "Stop forwarding these namespaces", 1),
+		newFollowTiltCommand(streams, &instance))
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.PersistentFlags().StringVar(&instance, "instance", "", "which kubefwd, when several run (the error lists them)")
+	return cmd
+}
+
+func listNamespaces(ctx context.Context, streams Streams, instance string, asJSON bool) error {
+	c, err := connect(instance)
+	if err != nil {
+		return err
+	}
+	list, err := c.Namespaces(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(streams, list)
+	}
+	printNamespaces(streams, list)
+	return nil
+}
+
+func printNamespaces(streams Streams, list []engine.ContextNamespaces) {
+	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CONTEXT\tNAMESPACE\tSTATE\tSERVICES")
+	for _, c := range list {
+		if len(c.Namespaces) == 0 {
+			fmt.Fprintf(w, "%s\t-\tnothing forwarded (add namespaces with: kubefwd namespaces add NAME)\t0\n", c.Context)
+		}
+		for _, ns := range c.Namespaces {
+			name := ns.Namespace
+			if c.All {
+				name = "(all)"
+			}
+			state := "watching"
+			switch {
+			case ns.Forbidden:
+				state = "forbidden: " + ns.Error
+			case !ns.Synced && ns.Error != "":
+				state = "cannot list: " + ns.Error
+			case !ns.Synced:
+				state = "syncing"
+			case ns.Error != "":
+				state = "watching (last error: " + ns.Error + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", c.Context, name, state, ns.Services)
+		}
+	}
+	w.Flush()
+}
+
+func printJSON(streams Streams, v any) error {
+	enc := json.NewEncoder(streams.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newFollowTiltCommand(streams Streams, instance *string) *cobra.Command {
+	f := &tilt.Follower{Tilt: "tilt"}
+	cmd := &cobra.Command{
+		Use:   "follow-tilt",
+		Short: "Keep the forwarded namespaces equal to those Tilt deploys to (runs until stopped)",
+		Long: `Follows Tilt's KubernetesDiscovery objects (tilt get kubernetesdiscovery -o json
+--watch) and sets kubefwd's namespaces to the ones Tilt deploys to, in
+alphabetical order, whenever they change. It waits for Tilt and for kubefwd
+when they are not up yet. The Tilt extension in integrations/tilt runs it.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := streams.Log
+			if log == nil {
+				log = slog.New(slog.NewTextHandler(streams.Err, nil))
+			}
+			f.Log = log
+			f.Apply = func(ctx context.Context, namespaces []string) error {
+				c, err := connect(*instance)
+				if err != nil {
+					return err
+				}
+				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				_, err = c.ChangeNamespaces(actx, engine.NamespacesSet, namespaces)
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return f.Run(ctx)
+		},
+	}
+	cmd.Flags().StringVar(&f.Tilt, "tilt", "tilt", "the tilt binary")
+	cmd.Flags().StringSliceVar(&f.Args, "tilt-arg", nil, "extra argument for tilt get, e.g. --tilt-arg=--port=10351; repeatable")
+	return cmd
+}

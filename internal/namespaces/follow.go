@@ -1,0 +1,92 @@
+package namespaces
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// ReadFile reads a namespaces file. A missing file is an empty set: the
+// file may be written later (by Tilt, a script, the user).
+func ReadFile(path string) ([]Ref, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	refs, err := ParseFile(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return refs, nil
+}
+
+// Follow calls apply with the file's entries whenever they change, until
+// ctx ends. It watches the directory rather than the file, so editors that
+// save by renaming a new file over the old one, and files created or
+// deleted later, are followed too. A file that cannot be parsed is reported
+// to onError and the previous set kept: a typo must not stop forwarding
+// everything. The first call to apply is for the content at start.
+func Follow(ctx context.Context, path string, apply func([]Ref), onError func(error)) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	path = filepath.Clean(path)
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("cannot watch %s: %w", filepath.Dir(path), err)
+	}
+
+	var last []Ref
+	first := true
+	load := func() {
+		refs, err := ReadFile(path)
+		if err != nil {
+			onError(err)
+			return
+		}
+		if first || !slices.Equal(refs, last) {
+			first = false
+			last = refs
+			apply(refs)
+		}
+	}
+	load()
+
+	// Writers often touch a file several times per save: apply once the
+	// burst is over.
+	const settle = 50 * time.Millisecond
+	timer := time.NewTimer(settle)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if filepath.Clean(ev.Name) == path {
+				timer.Reset(settle)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			onError(fmt.Errorf("watching %s: %w", path, err))
+			timer.Reset(settle) // events may have been lost: read again
+		case <-timer.C:
+			load()
+		}
+	}
+}
