@@ -22,7 +22,7 @@ import (
 // needs root: the socket belongs to the user who started kubefwd.
 
 func instanceFlag(cmd *cobra.Command, instance *string) {
-	cmd.Flags().StringVar(instance, "instance", "", "which kubefwd, when several run (the error lists them)")
+	cmd.Flags().StringVar(instance, "instance", "", "which kubefwd, when several run: its name (the error lists them) or its socket path")
 }
 
 func newRefreshCommand(streams Streams) *cobra.Command {
@@ -193,7 +193,7 @@ context gets the short names (web rather than web.demo).`,
 		change("remove", "Stop forwarding these namespaces", 1),
 		newFollowTiltCommand(streams, &instance))
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.PersistentFlags().StringVar(&instance, "instance", "", "which kubefwd, when several run (the error lists them)")
+	cmd.PersistentFlags().StringVar(&instance, "instance", "", "which kubefwd, when several run: its name (the error lists them) or its socket path")
 	return cmd
 }
 

@@ -44,7 +44,7 @@ func newStatusCommand(streams Streams) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the full status as JSON")
-	cmd.Flags().StringVar(&instance, "instance", "", "which kubefwd, when several run (see the error listing them)")
+	instanceFlag(cmd, &instance)
 	return cmd
 }
 

@@ -123,6 +123,11 @@ func kubefwdBinary(t *testing.T) string {
 			built.err = err
 			return
 		}
+		// Other users (runuser nobody) run it too.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			built.err = err
+			return
+		}
 		built.path = filepath.Join(dir, "kubefwd")
 		out, err := exec.Command("go", "build", "-o", built.path, "github.com/kubefwd/kubefwd/cmd/kubefwd").CombinedOutput()
 		if err != nil {
@@ -143,8 +148,15 @@ type instance struct {
 
 func startInstance(t *testing.T, c *cluster.Cluster, hostsPath, state string, args ...string) *instance {
 	t.Helper()
+	return startInstanceEnv(t, c, nil, hostsPath, state, args...)
+}
+
+// startInstanceEnv starts kubefwd svc with env (nil: this process's).
+func startInstanceEnv(t *testing.T, c *cluster.Cluster, env []string, hostsPath, state string, args ...string) *instance {
+	t.Helper()
 	all := append([]string{"svc", "-c", c.Kubeconfig, "--hosts-path", hostsPath, "--state-file", state}, args...)
 	cmd := exec.Command(kubefwdBinary(t), all...)
+	cmd.Env = env
 	in := &instance{cmd: cmd, stderr: &syncBuffer{}}
 	cmd.Stderr = in.stderr
 	if err := cmd.Start(); err != nil {

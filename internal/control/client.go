@@ -38,8 +38,12 @@ type Client struct {
 	http   *http.Client
 }
 
-// Connect picks the instance: id if given, else the only one running.
+// Connect picks the instance: id if given (a name, or the path of a
+// socket), else the only one running.
 func Connect(dir, id string) (*Client, error) {
+	if strings.Contains(id, "/") {
+		return newClient(id), nil
+	}
 	ids := Instances(dir)
 	switch {
 	case id != "":
@@ -52,15 +56,22 @@ func Connect(dir, id string) (*Client, error) {
 	}
 	socket := filepath.Join(dir, id+".sock")
 	if _, err := os.Stat(socket); err != nil {
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("no kubefwd instance %q is running", id)
+		}
 		return nil, fmt.Errorf("no kubefwd instance %q (running: %s)", id, strings.Join(ids, ", "))
 	}
+	return newClient(socket), nil
+}
+
+func newClient(socket string) *Client {
 	return &Client{Socket: socket, http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		}},
-	}}, nil
+	}}
 }
 
 func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, in any) (*http.Response, error) {

@@ -49,13 +49,14 @@ func (e *Engine) watchSleep(ctx context.Context) {
 	}
 }
 
-// Refresh closes every tunnel and re-reads every Service from the caches;
-// the next connection to each pod opens a new tunnel. Listeners, addresses
-// and names stay as they are.
+// Refresh retires every tunnel and re-reads every Service from the caches:
+// the next connection to each pod opens a new tunnel, and connections in
+// flight finish on the old one (cut after forward.RetireGrace if stuck).
+// Listeners, addresses and names stay as they are.
 func (e *Engine) Refresh() {
 	for _, name := range e.contexts {
 		cl := e.clusters[name]
-		cl.pool.CloseAll()
+		cl.pool.Retire(nil, forward.RetireGrace)
 		for _, k := range cl.catalog.Keys() {
 			e.queue.Add(k)
 		}
@@ -103,9 +104,7 @@ func (e *Engine) RefreshServices(services []string) ([]string, error) {
 	var done []string
 	for key, pods := range matched {
 		cl := e.clusters[key.Context]
-		for _, pod := range pods {
-			cl.pool.Forget(pod)
-		}
+		cl.pool.Retire(func(p forward.Pod) bool { return slices.Contains(pods, p) }, forward.RetireGrace)
 		e.queue.Add(key)
 		done = append(done, key.Namespace+"/"+key.Name)
 		e.events.emit(Event{Type: EventRefresh, Context: key.Context, Namespace: key.Namespace, Service: key.Name})

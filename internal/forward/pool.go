@@ -27,6 +27,10 @@ type Pool struct {
 
 	mu      sync.Mutex
 	tunnels map[Pod]*poolEntry // guarded by mu
+
+	retiring     sync.WaitGroup // drain goroutines
+	shutdown     chan struct{}  // closed when Run ends
+	shutdownOnce sync.Once
 }
 
 type poolEntry struct {
@@ -41,7 +45,7 @@ func NewPool(d TunnelDialer, idle time.Duration) *Pool {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	return &Pool{dialer: d, idle: idle, tunnels: map[Pod]*poolEntry{}}
+	return &Pool{dialer: d, idle: idle, tunnels: map[Pod]*poolEntry{}, shutdown: make(chan struct{})}
 }
 
 // Get returns a live tunnel to pod, dialing one if needed. Concurrent callers
@@ -102,14 +106,55 @@ func (p *Pool) remove(pod Pod, e *poolEntry) bool {
 	return false
 }
 
-// Forget closes the tunnel to pod, if any (the pod is gone, or the user
-// asked for a refresh). Streams on it end.
-func (p *Pool) Forget(pod Pod) {
+// RetireGrace is how long a retired tunnel may keep carrying the streams it
+// has before it is closed under them.
+const RetireGrace = 5 * time.Second
+
+// Retire takes the tunnels of pods for which match returns true (all when
+// match is nil) out of use: the next connection to such a pod dials a new
+// tunnel, while streams already on the old one go on until they end or
+// grace has passed (a wedged tunnel's streams are stuck: that frees them).
+// It is what a refresh does, so that connections in flight are not cut.
+func (p *Pool) Retire(match func(Pod) bool, grace time.Duration) {
 	p.mu.Lock()
-	e := p.tunnels[pod]
-	delete(p.tunnels, pod)
+	var retired []*poolEntry
+	for pod, e := range p.tunnels {
+		if match == nil || match(pod) {
+			delete(p.tunnels, pod)
+			retired = append(retired, e)
+		}
+	}
 	p.mu.Unlock()
-	closeEntry(e)
+	for _, e := range retired {
+		p.retiring.Go(func() { p.drain(e, grace) })
+	}
+}
+
+// drain closes e's tunnel once it carries no stream, after grace, or at
+// once when the pool shuts down.
+func (p *Pool) drain(e *poolEntry, grace time.Duration) {
+	<-e.ready
+	if e.t == nil {
+		return
+	}
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for e.t.Streams() > 0 {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			e.t.Close()
+			return
+		case <-e.t.Done():
+			return
+		case <-p.shutdown:
+			e.t.Close()
+			return
+		}
+	}
+	e.t.Close()
 }
 
 // Retain closes the idle tunnels of pods for which keep returns false.
@@ -175,7 +220,9 @@ func (p *Pool) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			p.shutdownOnce.Do(func() { close(p.shutdown) })
 			p.CloseAll()
+			p.retiring.Wait()
 			return
 		case <-tick.C:
 			p.reap()

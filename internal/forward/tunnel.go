@@ -78,6 +78,9 @@ const closeTimeout = 2 * time.Second
 // closeTimeout; a close still blocked then finishes in the background, when
 // the connection's write fails.
 func (t *Tunnel) Close() error {
+	// Closed first: no new stream may start on a connection going away
+	// (creating one would wait for a reply that never comes).
+	t.markClosed()
 	done := make(chan error, 1)
 	go func() { done <- t.conn.Close() }()
 	var err error

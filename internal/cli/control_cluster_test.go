@@ -1,0 +1,532 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/kubefwd/kubefwd/internal/control"
+	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
+	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
+)
+
+// controlEnv is an environment whose control sockets live under a fresh
+// directory that other users can traverse: TMPDIR points there and
+// XDG_RUNTIME_DIR is unset, so every user finds the same place.
+func controlEnv(t *testing.T, extra ...string) (env []string, base string) {
+	t.Helper()
+	if _, err := os.Stat("/run/user/65534"); err == nil {
+		clustertest.Skip(t, "/run/user/65534 exists: nobody's sockets would not follow TMPDIR")
+	}
+	base, err := os.MkdirTemp("", "kubefwd-ctl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") && !strings.HasPrefix(kv, "TMPDIR=") && !strings.HasPrefix(kv, "SUDO_") {
+			env = append(env, kv)
+		}
+	}
+	return append(append(env, "TMPDIR="+base), extra...), base
+}
+
+// kubefwdAs runs the kubefwd CLI, as user when not empty (runuser).
+func kubefwdAs(t *testing.T, env []string, user string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var cmd *exec.Cmd
+	if user != "" {
+		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", user, "--", kubefwdBinary(t)}, args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, kubefwdBinary(t), args...)
+	}
+	cmd.Env = env
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// hostsAddr is the address the hosts file gives name, or "".
+func hostsAddr(hostsPath, name string) string {
+	data, _ := os.ReadFile(hostsPath)
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		for _, n := range f[min(1, len(f)):] {
+			if n == name {
+				return f[0]
+			}
+		}
+	}
+	return ""
+}
+
+// getVia makes one HTTP request on a fresh connection.
+func getVia(addr string, port int) (string, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(fmt.Sprintf("http://%s/", net.JoinHostPort(addr, fmt.Sprint(port))))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// waitReachable waits until name is in the hosts file and answers from a
+// pod of namespace; it returns how long that took.
+func waitReachable(t *testing.T, hostsPath, name, namespace string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		addr := hostsAddr(hostsPath, name)
+		if addr == "" {
+			return false, nil
+		}
+		body, err := getVia(addr, 80)
+		return err == nil && strings.HasPrefix(body, "pod="+namespace+"/"), nil
+	})
+	if err != nil {
+		data, _ := os.ReadFile(hostsPath)
+		t.Fatalf("%s never answered from namespace %s; hosts:\n%s", name, namespace, data)
+	}
+	return time.Since(start)
+}
+
+// waitGone waits until name left the hosts file and its address stopped
+// accepting connections; it returns how long that took.
+func waitGone(t *testing.T, hostsPath, name string) time.Duration {
+	t.Helper()
+	addr := hostsAddr(hostsPath, name)
+	start := time.Now()
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		if hostsAddr(hostsPath, name) != "" {
+			return false, nil
+		}
+		if addr == "" {
+			return true, nil
+		}
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "80"), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("%s was not taken away", name)
+	}
+	return time.Since(start)
+}
+
+// within reports a change that took longer than the issue promises; the
+// wait itself is generous so that "slow" and "never" are told apart.
+func within(t *testing.T, what string, took, limit time.Duration) {
+	t.Helper()
+	if took > limit {
+		t.Errorf("%s took %s, want within %s", what, took.Round(time.Millisecond), limit)
+	}
+}
+
+// TestControlWithoutRoot: an instance started by root under sudo (SUDO_UID
+// of nobody) is steered by nobody without any privilege, and refused to a
+// third user; namespaces change live; metrics parse; stop cleans up.
+func TestControlWithoutRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		clustertest.Skip(t, "needs root to act as nobody and daemon")
+	}
+	if _, err := exec.LookPath("runuser"); err != nil {
+		clustertest.Skip(t, "needs runuser")
+	}
+	c := clustertest.Seeded(t, "demo")
+	env, base := controlEnv(t, "SUDO_UID=65534", "SUDO_GID=65534")
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "ctl")
+	waitReachable(t, hostsPath, "web", "demo")
+
+	// status as nobody: every demo forward, with its state and traffic.
+	var st engine.Status
+	err := cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
+		out, err := kubefwdAs(t, env, "nobody", "status", "--json")
+		if err != nil {
+			return false, fmt.Errorf("status as nobody: %v\n%s", err, out)
+		}
+		st = engine.Status{}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return false, fmt.Errorf("status --json: %v\n%s", err, out)
+		}
+		for _, f := range st.Forwards {
+			if f.Service == "web" && len(f.Ports) == 1 && f.Ports[0].BytesIn > 0 && f.Ports[0].BytesOut > 0 {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("%v; last status %+v", err, st)
+	}
+	want := map[string]string{
+		"web": engine.StateActive, "api": engine.StateActive, "db": engine.StateActive, "cache": engine.StateActive,
+		"dns": engine.StateActive, "legacy": engine.StateActive, "external": engine.StateNotForwarded,
+	}
+	got := map[string]string{}
+	for _, f := range st.Forwards {
+		if f.Pod == "" {
+			got[f.Service] = f.State
+		}
+	}
+	for svc, state := range want {
+		if got[svc] != state {
+			t.Errorf("%s: state %q, want %q (status %+v)", svc, got[svc], state, got)
+		}
+	}
+	if len(st.Namespaces) != 1 || len(st.Namespaces[0].Namespaces) != 1 || st.Namespaces[0].Namespaces[0].Namespace != "demo" {
+		t.Errorf("status namespaces = %+v", st.Namespaces)
+	}
+	if out, err := kubefwdAs(t, env, "nobody", "status"); err != nil || !strings.Contains(out, "demo/web") || !strings.Contains(out, "active") {
+		t.Errorf("status table as nobody: %v\n%s", err, out)
+	}
+
+	if out, err := kubefwdAs(t, env, "nobody", "refresh"); err != nil {
+		t.Errorf("refresh as nobody: %v\n%s", err, out)
+	}
+	if out, err := kubefwdAs(t, env, "nobody", "refresh", "web.demo"); err != nil || !strings.Contains(out, "demo/web") {
+		t.Errorf("refresh web.demo as nobody: %v\n%s", err, out)
+	}
+	if out, err := kubefwdAs(t, env, "nobody", "refresh", "nosuch"); err == nil || !strings.Contains(out, "no forwarded service matches nosuch") {
+		t.Errorf("refresh of an unknown service: %v\n%s", err, out)
+	}
+	waitReachable(t, hostsPath, "web", "demo")
+
+	// namespaces add / remove, live.
+	out, err := kubefwdAs(t, env, "nobody", "namespaces", "add", "demo2")
+	if err != nil || !strings.Contains(out, "added ") {
+		t.Fatalf("namespaces add demo2: %v\n%s", err, out)
+	}
+	within(t, "web.demo2 reachable after namespaces add", waitReachable(t, hostsPath, "web.demo2", "demo2"), 2*time.Second)
+	if out, err := kubefwdAs(t, env, "nobody", "namespaces", "list"); err != nil || !strings.Contains(out, "demo2") || !strings.Contains(out, "watching") {
+		t.Errorf("namespaces list: %v\n%s", err, out)
+	}
+	if out, err := kubefwdAs(t, env, "nobody", "namespaces", "remove", "demo2"); err != nil || !strings.Contains(out, "removed ") {
+		t.Fatalf("namespaces remove demo2: %v\n%s", err, out)
+	}
+	within(t, "web.demo2 gone after namespaces remove", waitGone(t, hostsPath, "web.demo2"), 2*time.Second)
+	if out, err := kubefwdAs(t, env, "nobody", "namespaces", "remove", "demo2"); err != nil || !strings.Contains(out, "not forwarded; nothing to remove") {
+		t.Errorf("removing a namespace not forwarded: %v\n%s", err, out)
+	}
+	if out, err := kubefwdAs(t, env, "nobody", "namespaces", "add", "Not_A_Namespace"); err == nil || !strings.Contains(out, "not a valid name") {
+		t.Errorf("adding a malformed namespace: %v\n%s", err, out)
+	}
+	waitReachable(t, hostsPath, "web", "demo")
+
+	// A third user is refused: by the directory's mode, and by the
+	// kernel-reported credentials when the modes are opened wide.
+	sockDir := control.Dir(65534)
+	if env := envLookup(env, "TMPDIR"); !strings.HasPrefix(sockDir, env) {
+		sockDir = filepath.Join(env, "kubefwd-65534")
+	}
+	sock := filepath.Join(sockDir, "ctl.sock")
+	if out, err := kubefwdAs(t, env, "daemon", "status", "--instance", sock); err == nil || !strings.Contains(out, "permission denied") {
+		t.Errorf("daemon reached nobody's instance: %v\n%s", err, out)
+	}
+	if err := os.Chmod(sockDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, {"refresh"}, {"namespaces", "add", "demo2"}} {
+		out, err := kubefwdAs(t, env, "daemon", append(args, "--instance", sock)...)
+		if err == nil || !strings.Contains(out, "permission denied: uid 1 may not use this kubefwd") {
+			t.Errorf("daemon %v with the socket opened wide: %v\n%s", args, err, out)
+		}
+	}
+
+	// Metrics parse with Prometheus' own parser.
+	families := scrapeMetrics(t, sock)
+	active := 0.0
+	for _, m := range families["kubefwd_forwards"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "state" && l.GetValue() == engine.StateActive {
+				active = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if active < 6 {
+		t.Errorf("kubefwd_forwards{state=active} = %v, want ≥ 6", active)
+	}
+	for _, name := range []string{"kubefwd_bytes_total", "kubefwd_tunnel_dials_total", "kubefwd_api_requests_total", "kubefwd_stream_errors_total", "kubefwd_tunnel_reconnects_total", "kubefwd_api_watch_errors_total"} {
+		if _, ok := families[name]; !ok {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+
+	// stop, as nobody: the process ends cleanly and takes its entries and
+	// socket with it.
+	if out, err := kubefwdAs(t, env, "nobody", "stop"); err != nil {
+		t.Fatalf("stop as nobody: %v\n%s", err, out)
+	}
+	waitExit(t, in)
+	if data, _ := os.ReadFile(hostsPath); string(data) != "127.0.0.1 localhost\n" {
+		t.Errorf("hosts file after stop:\n%s", data)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after stop: %v", err)
+	}
+	if out, err := kubefwdAs(t, env, "nobody", "status"); err == nil || !strings.Contains(out, "kubefwd svc") {
+		t.Errorf("status with nothing running should say how to start one: %v\n%s", err, out)
+	}
+}
+
+func envLookup(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func waitExit(t *testing.T, in *instance) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- in.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("kubefwd exited with %v\n%s", err, in.stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("kubefwd did not exit\n%s", in.stderr.String())
+	}
+}
+
+func scrapeMetrics(t *testing.T, sock string) map[string]*dto.MetricFamily {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Get("http://kubefwd/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	return families
+}
+
+// TestNamespacesFile: the set follows a file as it is edited; a missing or
+// empty file forwards nothing.
+func TestNamespacesFile(t *testing.T) {
+	c := clustertest.Seeded(t, "demo")
+	env, base := controlEnv(t)
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nsFile := filepath.Join(base, "namespaces")
+	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "--namespaces-file", nsFile)
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		out, err := kubefwdAs(t, env, "", "namespaces", "list")
+		return err == nil && strings.Contains(out, "nothing forwarded"), nil
+	})
+	if err != nil {
+		t.Fatalf("with no file, the instance should run and forward nothing\n%s", in.stderr.String())
+	}
+
+	if err := os.WriteFile(nsFile, []byte("# what Tilt deploys to\ndemo2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "web.demo2 reachable after the file named demo2", waitReachable(t, hostsPath, "web", "demo2"), 2*time.Second)
+
+	// demo first: its Services take the short names, demo2's keep theirs.
+	tmp := nsFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte("demo\ndemo2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, nsFile); err != nil {
+		t.Fatal(err)
+	}
+	waitReachable(t, hostsPath, "web", "demo")
+	waitReachable(t, hostsPath, "web.demo2", "demo2")
+
+	if err := os.WriteFile(nsFile, []byte("demo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "web.demo2 gone after the file dropped demo2", waitGone(t, hostsPath, "web.demo2"), 2*time.Second)
+
+	// A broken file keeps what is forwarded, and says why.
+	if err := os.WriteFile(nsFile, []byte("demo\nNot Valid\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
+		return strings.Contains(in.stderr.String(), "line 2"), nil
+	})
+	if err != nil {
+		t.Errorf("a broken namespaces file was not reported:\n%s", in.stderr.String())
+	}
+	waitReachable(t, hostsPath, "web", "demo")
+
+	if err := os.WriteFile(nsFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, hostsPath, "web")
+	if err := in.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, in)
+}
+
+// TestRefreshDuringTraffic: refreshing, all or one service, while requests
+// keep coming: every new connection succeeds.
+func TestRefreshDuringTraffic(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "busy", "web", 2, 80); err != nil {
+		t.Fatal(err)
+	}
+	env, base := controlEnv(t)
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "busy")
+	waitReachable(t, hostsPath, "web", "busy")
+	addr := hostsAddr(hostsPath, "web")
+
+	ctx, stop := context.WithCancel(t.Context())
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				body, err := getVia(addr, 80)
+				if err == nil && strings.HasPrefix(body, "pod=busy/web-") {
+					ok.Add(1)
+					continue
+				}
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("%q, %v", body, err))
+			}
+		})
+	}
+	for i := range 6 {
+		args := []string{"refresh"}
+		if i%2 == 1 {
+			args = append(args, "web")
+		}
+		if out, err := kubefwdAs(t, env, "", args...); err != nil {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	if failed.Load() > 0 || ok.Load() < 10 {
+		t.Errorf("during refreshes: %d requests succeeded, %d failed (first: %v)", ok.Load(), failed.Load(), firstErr.Load())
+	}
+}
+
+// TestEventsShowPodDeletion: a follower of kubefwd events sees the pod it
+// deleted leave the Service's endpoints.
+func TestEventsShowPodDeletion(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "evts", "web", 2, 80); err != nil {
+		t.Fatal(err)
+	}
+	env, base := controlEnv(t)
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "evts")
+	waitReachable(t, hostsPath, "web", "evts")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kubefwdBinary(t), "events", "--json")
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); cmd.Wait() }()
+	events := make(chan engine.Event, 256)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev engine.Event
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				events <- ev
+			}
+		}
+	}()
+	next := func(what string, match func(engine.Event) bool) engine.Event {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("the event stream ended before %s", what)
+				}
+				if match(ev) {
+					return ev
+				}
+			case <-timeout:
+				t.Fatalf("no event: %s", what)
+			}
+		}
+	}
+	next("subscribed", func(ev engine.Event) bool { return ev.Type == "subscribed" })
+
+	pods, err := c.Pods(t.Context(), "evts", "web")
+	if err != nil || len(pods) != 2 {
+		t.Fatalf("pods: %v, %v", len(pods), err)
+	}
+	victim := pods[0].Name
+	if err := c.DeletePod(t.Context(), "evts", victim); err != nil {
+		t.Fatal(err)
+	}
+	ev := next("endpoint-removed for "+victim, func(ev engine.Event) bool {
+		return ev.Type == engine.EventEndpointRemoved && ev.Pod == victim
+	})
+	if ev.Namespace != "evts" || ev.Service != "web" {
+		t.Errorf("event = %+v", ev)
+	}
+	next("the replacement pod added", func(ev engine.Event) bool {
+		return ev.Type == engine.EventEndpointAdded && ev.Service == "web" && ev.Pod != victim
+	})
+}
+
