@@ -529,4 +529,3 @@ func TestEventsShowPodDeletion(t *testing.T) {
 		return ev.Type == engine.EventEndpointAdded && ev.Service == "web" && ev.Pod != victim
 	})
 }
-
