@@ -65,21 +65,33 @@ func (e *Engine) Refresh() {
 }
 
 // RefreshServices does what Refresh does for the forwards matching the
-// given names only: `web`, `web.demo`, `demo/web`, `ctx/demo/web` or any
-// hostname kubefwd wrote for it. It returns the forwards refreshed, or an
+// given names only: a hostname kubefwd wrote (`web`, `web.demo2`), else
+// `svc` (in every namespace), `svc.ns`, `ns/svc` or `ctx/ns/svc`. It returns the forwards refreshed, or an
 // error naming what matched nothing.
 func (e *Engine) RefreshServices(services []string) ([]string, error) {
 	e.statusMu.Lock()
 	matched := map[catalog.Key][]forward.Pod{}
 	var unknown []string
 	for _, want := range services {
+		// A name kubefwd wrote (web, web.demo2) means that one forward; a
+		// bare Service name no hostname matches means it in every
+		// namespace.
+		byHostname := false
+		for _, entries := range e.status {
+			for _, fs := range entries {
+				byHostname = byHostname || slices.Contains(fs.Names, want)
+			}
+		}
 		found := false
 		for key, entries := range e.status {
 			for _, fs := range entries {
-				if !matches(want, key, fs.Names) {
+				if byHostname && !slices.Contains(fs.Names, want) || !byHostname && !matches(want, key) {
 					continue
 				}
 				found = true
+				if _, ok := matched[key]; !ok {
+					matched[key] = nil
+				}
 				for _, p := range fs.Ports {
 					if p.pf == nil {
 						continue
@@ -87,9 +99,6 @@ func (e *Engine) RefreshServices(services []string) ([]string, error) {
 					for _, ep := range p.pf.eps.List() {
 						matched[key] = append(matched[key], ep.Pod)
 					}
-				}
-				if _, ok := matched[key]; !ok {
-					matched[key] = nil
 				}
 			}
 		}
@@ -113,10 +122,10 @@ func (e *Engine) RefreshServices(services []string) ([]string, error) {
 	return done, nil
 }
 
-func matches(want string, key catalog.Key, hostnames []string) bool {
+func matches(want string, key catalog.Key) bool {
 	switch want {
 	case key.Name, key.Name + "." + key.Namespace, key.Namespace + "/" + key.Name, key.String():
 		return true
 	}
-	return slices.Contains(hostnames, want)
+	return false
 }
