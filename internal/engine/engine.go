@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -125,6 +126,12 @@ type portForward struct {
 	ln       net.Listener
 	eps      *forward.Endpoints
 	counters *forward.Counters
+	lastErr  atomic.Pointer[failure] // the last connection that could not be carried
+}
+
+type failure struct {
+	at  time.Time
+	msg string
 }
 
 // New prepares an Engine; nothing runs until Run.

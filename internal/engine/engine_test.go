@@ -682,3 +682,60 @@ func TestStatus(t *testing.T) {
 		t.Errorf("db-1 = %+v", db1)
 	}
 }
+
+// A connection that cannot be carried is counted, explained in status, and
+// reported to event followers; the forward says it waits for endpoints.
+func TestFailedConnectionReported(t *testing.T) {
+	c := clustertest.Shared(t)
+	app(t, c, "nopods", "web", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"nopods"}, wait: time.Second})
+	f.waitName(t, "web")
+	sub := f.engine.Subscribe()
+	defer sub.Close()
+	if err := c.Scale(t.Context(), "deployment", "nopods", "web", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitServiceReady(t.Context(), "nopods", "web", 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		for _, fs := range f.engine.Status().Forwards {
+			if fs.Service == "web" {
+				return fs.State == engine.StateWaiting, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("web never showed as waiting: %+v", f.engine.Status().Forwards)
+	}
+	if body, err := f.get(t, "web", 80); err == nil {
+		t.Fatalf("a connection with no pod to go to succeeded: %q", body)
+	}
+	var web engine.ForwardStatus
+	_ = cluster.Poll(t.Context(), 5*time.Second, func(context.Context) (bool, error) {
+		for _, fs := range f.engine.Status().Forwards {
+			if fs.Service == "web" {
+				web = fs
+			}
+		}
+		return len(web.Ports) == 1 && web.Ports[0].Failed > 0, nil
+	})
+	if len(web.Ports) != 1 || web.Ports[0].Failed != 1 || !strings.Contains(web.Ports[0].LastError, "no ready endpoint") || web.Ports[0].LastErrorAt == nil {
+		t.Errorf("web after a failed connection: %+v", web)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				t.Fatal("subscription closed")
+			}
+			if ev.Type == engine.EventConnectionFailed && ev.Service == "web" && strings.Contains(ev.Message, "no ready endpoint") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no connection-failed event")
+		}
+	}
+}

@@ -71,6 +71,9 @@ type PortStatus struct {
 	Failed      int64    `json:"failed"`
 	// StreamErrors counts streams that failed to open or ended in an error.
 	StreamErrors int64 `json:"streamErrors"`
+	// LastError is why the last failed connection could not be carried.
+	LastError   string     `json:"lastError,omitempty"`
+	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
 
 	pf *portForward // live counters and endpoints
 }
@@ -120,6 +123,10 @@ func fillPort(p *PortStatus) {
 	c := p.pf.counters
 	p.Connections, p.BytesIn, p.BytesOut, p.Failed = c.Active.Load(), c.BytesIn.Load(), c.BytesOut.Load(), c.Failed.Load()
 	p.StreamErrors = c.StreamErrors.Load()
+	if f := p.pf.lastErr.Load(); f != nil {
+		at := f.at
+		p.LastError, p.LastErrorAt = f.msg, &at
+	}
 }
 
 // publish records the status of key after a reconcile (worker only).
