@@ -45,6 +45,14 @@ func TestSvcBadInput(t *testing.T) {
 	if err := os.WriteFile(badConf, []byte("baseIP: 127.1.27.1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	badNamespaces := filepath.Join(dir, "namespaces")
+	if err := os.WriteFile(badNamespaces, []byte("demo\nnot valid\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	otherContext := filepath.Join(dir, "other-namespaces")
+	if err := os.WriteFile(otherContext, []byte("prod/payments\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	base := []string{"svc", "-c", kubeconfig, "--hosts-path", hostsPath, "--state-file", filepath.Join(dir, "state.json")}
 	for _, tc := range []struct {
 		args     []string
@@ -64,6 +72,12 @@ func TestSvcBadInput(t *testing.T) {
 		{[]string{"-x", "nope"}, ExitUsage, `context "nope" is not in the kubeconfig (it has: dead)`},
 		{[]string{"-n", "Bad_NS"}, ExitUsage, `namespace "Bad_NS"`},
 		{[]string{"-A", "-n", "x"}, ExitUsage, "cannot be combined"},
+		{[]string{"--namespaces-file", badNamespaces}, ExitUsage, "namespaces: line 2: namespace \"not valid\""},
+		{[]string{"--namespaces-file", otherContext}, ExitUsage, `context "prod" is not forwarded`},
+		{[]string{"--namespaces-file", badNamespaces, "-n", "x"}, ExitUsage, "--namespaces-file cannot be combined"},
+		{[]string{"--idle", "-A"}, ExitUsage, "--idle starts with no namespace"},
+		{[]string{"--instance", "My Instance"}, ExitUsage, `--instance "My Instance"`},
+		{[]string{"--idle"}, ExitNoCluster, "cannot reach the API server"},
 		{[]string{"--hosts-path", filepath.Join(dir, "no", "hosts")}, ExitUsage, "--hosts-path"},
 		{[]string{"-c", brokenKubeconfig}, ExitUsage, "cannot read kubeconfig"},
 		{nil, ExitNoCluster, "cannot reach the API server"},
