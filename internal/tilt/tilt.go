@@ -75,19 +75,28 @@ type Follower struct {
 func (f *Follower) Run(ctx context.Context) error {
 	var applied []string
 	done := false // applied holds what kubefwd was last set to
+	// Waiting for Tilt or kubefwd (at its password prompt) repeats the
+	// same error every retry: say it once.
+	lastWarn := ""
+	warn := func(msg string, args ...any) {
+		if text := fmt.Sprint(msg, args); text != lastWarn {
+			lastWarn = text
+			f.Log.Warn(msg, args...)
+		}
+	}
 	// sync makes kubefwd's set equal to Tilt's; false means try again
 	// later (Tilt or kubefwd not reachable yet).
 	sync := func() bool {
 		out, err := f.tilt(ctx, "get", "kubernetesdiscovery", "-o", "json")
 		if err != nil {
 			if ctx.Err() == nil {
-				f.Log.Warn("cannot list Tilt's KubernetesDiscovery objects", "err", err)
+				warn("cannot list Tilt's KubernetesDiscovery objects; retrying", "err", err)
 			}
 			return false
 		}
 		ns, err := Namespaces(out)
 		if err != nil {
-			f.Log.Warn("unexpected output from tilt", "err", err)
+			warn("unexpected output from tilt", "err", err)
 			return false
 		}
 		if done && slices.Equal(ns, applied) {
@@ -95,11 +104,11 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		if err := f.Apply(ctx, ns); err != nil {
 			if ctx.Err() == nil {
-				f.Log.Warn("cannot set kubefwd's namespaces", "namespaces", ns, "err", err)
+				warn("cannot set kubefwd's namespaces; retrying", "namespaces", ns, "err", err)
 			}
 			return false
 		}
-		done, applied = true, ns
+		done, applied, lastWarn = true, ns, ""
 		f.Log.Info("forwarding the namespaces Tilt deploys to", "namespaces", ns)
 		return true
 	}
