@@ -719,7 +719,8 @@ func TestFailedConnectionReported(t *testing.T) {
 				web = fs
 			}
 		}
-		return len(web.Ports) == 1 && web.Ports[0].Failed > 0, nil
+		// The count and the error are recorded one after the other.
+		return len(web.Ports) == 1 && web.Ports[0].Failed > 0 && web.Ports[0].LastError != "", nil
 	})
 	if len(web.Ports) != 1 || web.Ports[0].Failed != 1 || !strings.Contains(web.Ports[0].LastError, "no ready endpoint") || web.Ports[0].LastErrorAt == nil {
 		t.Errorf("web after a failed connection: %+v", web)
