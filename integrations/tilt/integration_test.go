@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	// Not used directly: the test builds and runs the kubefwd binary, and
+	// this import makes Go's test cache see changes to its code.
+	_ "github.com/kubefwd/kubefwd/internal/cli"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
