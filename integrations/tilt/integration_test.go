@@ -7,13 +7,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,23 +78,6 @@ func list(items ...string) string {
 	return fmt.Sprintf("{\n    \"apiVersion\": \"v1\",\n    \"items\": [%s],\n    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n", body)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestTiltIntegration(t *testing.T) {
 	c := clustertest.Seeded(t, "demo")
 	dir := t.TempDir()
@@ -125,7 +105,7 @@ func TestTiltIntegration(t *testing.T) {
 		"-c", c.Kubeconfig, "--hosts-path", hostsPath, "--state-file", filepath.Join(dir, "state.json"), "--idle")
 	start.Env = env
 	start.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Tilt signals the process group
-	startLog := &syncBuffer{}
+	startLog := &clustertest.Buffer{}
 	start.Stdout, start.Stderr = startLog, startLog
 	if err := start.Start(); err != nil {
 		t.Fatal(err)
@@ -139,7 +119,7 @@ func TestTiltIntegration(t *testing.T) {
 	defer cancel()
 	follow := exec.CommandContext(ctx, bin, "namespaces", "follow-tilt", "--instance", "tilt-test", "--tilt", filepath.Join(here, "testdata", "tilt"))
 	follow.Env = env
-	followLog := &syncBuffer{}
+	followLog := &clustertest.Buffer{}
 	follow.Stdout, follow.Stderr = followLog, followLog
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
@@ -167,12 +147,12 @@ func TestTiltIntegration(t *testing.T) {
 		}
 	}
 	publish(discovery("web", "demo2"))
-	reachable(t, hostsPath, "web", "demo2", followLog, startLog)
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo2", followLog, startLog)
 
 	// Then a second resource in demo: both namespaces, demo first.
 	publish(discovery("web", "demo2"), discovery("api", "demo"))
-	reachable(t, hostsPath, "web", "demo", followLog, startLog)
-	reachable(t, hostsPath, "web.demo2", "demo2", followLog, startLog)
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo", followLog, startLog)
+	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2", followLog, startLog)
 
 	// The Refresh button's command.
 	cmd := exec.Command(bin, "refresh", "--instance", "tilt-test")
@@ -180,7 +160,7 @@ func TestTiltIntegration(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("refresh: %v\n%s", err, out)
 	}
-	reachable(t, hostsPath, "web", "demo", followLog, startLog)
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo", followLog, startLog)
 
 	// Tilt down: nothing deployed, nothing forwarded.
 	publish()
@@ -209,45 +189,4 @@ func TestTiltIntegration(t *testing.T) {
 	if data, _ := os.ReadFile(hostsPath); string(data) != original {
 		t.Errorf("hosts file after stop:\n%s", data)
 	}
-}
-
-// reachable waits until name is in the hosts file and answers from a pod of
-// namespace.
-func reachable(t *testing.T, hostsPath, name, namespace string, logs ...*syncBuffer) {
-	t.Helper()
-	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
-		addr := lookup(hostsPath, name)
-		if addr == "" {
-			return false, nil
-		}
-		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := client.Get("http://" + net.JoinHostPort(addr, "80") + "/")
-		if err != nil {
-			return false, nil
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return strings.HasPrefix(string(body), "pod="+namespace+"/"), nil
-	})
-	if err != nil {
-		data, _ := os.ReadFile(hostsPath)
-		var out strings.Builder
-		for _, l := range logs {
-			out.WriteString(l.String())
-		}
-		t.Fatalf("%s never answered from %s; hosts:\n%s\nlogs:\n%s", name, namespace, data, out.String())
-	}
-}
-
-func lookup(hostsPath, name string) string {
-	data, _ := os.ReadFile(hostsPath)
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		for i := 1; i < len(f); i++ {
-			if f[i] == name {
-				return f[0]
-			}
-		}
-	}
-	return ""
 }

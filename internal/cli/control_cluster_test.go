@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -68,60 +67,14 @@ func kubefwdAs(t *testing.T, env []string, user string, args ...string) (string,
 	return string(out), err
 }
 
-// hostsAddr is the address the hosts file gives name, or "".
-func hostsAddr(hostsPath, name string) string {
-	data, _ := os.ReadFile(hostsPath)
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		for _, n := range f[min(1, len(f)):] {
-			if n == name {
-				return f[0]
-			}
-		}
-	}
-	return ""
-}
-
-// getVia makes one HTTP request on a fresh connection.
-func getVia(addr string, port int) (string, error) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(fmt.Sprintf("http://%s/", net.JoinHostPort(addr, fmt.Sprint(port))))
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
-// waitReachable waits until name is in the hosts file and answers from a
-// pod of namespace; it returns how long that took.
-func waitReachable(t *testing.T, hostsPath, name, namespace string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
-		addr := hostsAddr(hostsPath, name)
-		if addr == "" {
-			return false, nil
-		}
-		body, err := getVia(addr, 80)
-		return err == nil && strings.HasPrefix(body, "pod="+namespace+"/"), nil
-	})
-	if err != nil {
-		data, _ := os.ReadFile(hostsPath)
-		t.Fatalf("%s never answered from namespace %s; hosts:\n%s", name, namespace, data)
-	}
-	return time.Since(start)
-}
-
 // waitGone waits until name left the hosts file and its address stopped
 // accepting connections; it returns how long that took.
 func waitGone(t *testing.T, hostsPath, name string) time.Duration {
 	t.Helper()
-	addr := hostsAddr(hostsPath, name)
+	addr := clustertest.HostsAddr(hostsPath, name)
 	start := time.Now()
 	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
-		if hostsAddr(hostsPath, name) != "" {
+		if clustertest.HostsAddr(hostsPath, name) != "" {
 			return false, nil
 		}
 		if addr == "" {
@@ -165,7 +118,7 @@ func TestControlWithoutRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "ctl")
-	waitReachable(t, hostsPath, "web", "demo")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 
 	// status as nobody: every demo forward, with its state and traffic.
 	var st engine.Status
@@ -219,14 +172,14 @@ func TestControlWithoutRoot(t *testing.T) {
 	if out, err := kubefwdAs(t, env, "nobody", "refresh", "nosuch"); err == nil || !strings.Contains(out, "no forwarded service matches nosuch") {
 		t.Errorf("refresh of an unknown service: %v\n%s", err, out)
 	}
-	waitReachable(t, hostsPath, "web", "demo")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 
 	// namespaces add / remove, live.
 	out, err := kubefwdAs(t, env, "nobody", "namespaces", "add", "demo2")
 	if err != nil || !strings.Contains(out, "added ") {
 		t.Fatalf("namespaces add demo2: %v\n%s", err, out)
 	}
-	within(t, "web.demo2 reachable after namespaces add", waitReachable(t, hostsPath, "web.demo2", "demo2"), 2*time.Second)
+	within(t, "web.demo2 reachable after namespaces add", clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2"), 2*time.Second)
 	if out, err := kubefwdAs(t, env, "nobody", "namespaces", "list"); err != nil || !strings.Contains(out, "demo2") || !strings.Contains(out, "watching") {
 		t.Errorf("namespaces list: %v\n%s", err, out)
 	}
@@ -240,7 +193,7 @@ func TestControlWithoutRoot(t *testing.T) {
 	if out, err := kubefwdAs(t, env, "nobody", "namespaces", "add", "Not_A_Namespace"); err == nil || !strings.Contains(out, "not a valid name") {
 		t.Errorf("adding a malformed namespace: %v\n%s", err, out)
 	}
-	waitReachable(t, hostsPath, "web", "demo")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 
 	// A third user is refused: by the directory's mode, and by the
 	// kernel-reported credentials when the modes are opened wide.
@@ -364,7 +317,7 @@ func TestNamespacesFile(t *testing.T) {
 	if err := os.WriteFile(nsFile, []byte("# what Tilt deploys to\ndemo2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	within(t, "web.demo2 reachable after the file named demo2", waitReachable(t, hostsPath, "web", "demo2"), 2*time.Second)
+	within(t, "web.demo2 reachable after the file named demo2", clustertest.WaitAnswers(t, hostsPath, "web", "demo2"), 2*time.Second)
 
 	// demo first: its Services take the short names, demo2's keep theirs.
 	tmp := nsFile + ".tmp"
@@ -374,8 +327,8 @@ func TestNamespacesFile(t *testing.T) {
 	if err := os.Rename(tmp, nsFile); err != nil {
 		t.Fatal(err)
 	}
-	waitReachable(t, hostsPath, "web", "demo")
-	waitReachable(t, hostsPath, "web.demo2", "demo2")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
+	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2")
 
 	if err := os.WriteFile(nsFile, []byte("demo\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -392,7 +345,7 @@ func TestNamespacesFile(t *testing.T) {
 	if err != nil {
 		t.Errorf("a broken namespaces file was not reported:\n%s", in.stderr.String())
 	}
-	waitReachable(t, hostsPath, "web", "demo")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 
 	if err := os.WriteFile(nsFile, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -417,8 +370,8 @@ func TestRefreshDuringTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "busy")
-	waitReachable(t, hostsPath, "web", "busy")
-	addr := hostsAddr(hostsPath, "web")
+	clustertest.WaitAnswers(t, hostsPath, "web", "busy")
+	addr := clustertest.HostsAddr(hostsPath, "web")
 
 	ctx, stop := context.WithCancel(t.Context())
 	var ok, failed atomic.Int64
@@ -427,7 +380,7 @@ func TestRefreshDuringTraffic(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				body, err := getVia(addr, 80)
+				body, err := clustertest.Get(addr, 80)
 				if err == nil && strings.HasPrefix(body, "pod=busy/web-") {
 					ok.Add(1)
 					continue
@@ -467,7 +420,7 @@ func TestEventsShowPodDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "evts")
-	waitReachable(t, hostsPath, "web", "evts")
+	clustertest.WaitAnswers(t, hostsPath, "web", "evts")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

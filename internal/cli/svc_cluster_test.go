@@ -20,24 +20,6 @@ import (
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
 
-// syncBuffer is a strings.Builder safe to read while Main writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A context that cannot be reached is reported and skipped; the others are
 // forwarded, and a cancelled run exits 0 with the hosts file as it was.
 func TestSvcDeadContextDoesNotStopOthers(t *testing.T) {
@@ -77,7 +59,7 @@ func TestSvcDeadContextDoesNotStopOthers(t *testing.T) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var stderr syncBuffer
+	var stderr clustertest.Buffer
 	code := make(chan int, 1)
 	go func() {
 		code <- Main(runCtx, []string{"-c", kubeconfig, "-x", "dead", "-x", c.Context, "-n", "mixed",
@@ -143,7 +125,7 @@ func kubefwdBinary(t *testing.T) string {
 // instance is a kubefwd process.
 type instance struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *clustertest.Buffer
 }
 
 func startInstance(t *testing.T, c *cluster.Cluster, hostsPath, state string, args ...string) *instance {
@@ -157,7 +139,7 @@ func startInstanceEnv(t *testing.T, c *cluster.Cluster, env []string, hostsPath,
 	all := append([]string{"svc", "-c", c.Kubeconfig, "--hosts-path", hostsPath, "--state-file", state}, args...)
 	cmd := exec.Command(kubefwdBinary(t), all...)
 	cmd.Env = env
-	in := &instance{cmd: cmd, stderr: &syncBuffer{}}
+	in := &instance{cmd: cmd, stderr: &clustertest.Buffer{}}
 	cmd.Stderr = in.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
