@@ -25,6 +25,7 @@ import (
 
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
+	"github.com/kubefwd/kubefwd/internal/peercred"
 )
 
 // Engine is what the API exposes.
@@ -99,9 +100,9 @@ func (s *Server) Serve(ctx context.Context, dir, id string) error {
 		// Requests end with the instance, event streams included.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			uid, err := peerUID(c)
-			if err != nil {
-				uid = -1
+			uid := -1
+			if cred, err := peercred.Of(c); err == nil {
+				uid = cred.UID
 			}
 			return context.WithValue(ctx, peerKey{}, uid)
 		},
