@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -53,6 +55,9 @@ type svcOptions struct {
 	nsFile        string
 	idle          bool
 	instance      string
+	helperMode    string
+	helperSocket  string
+	hostsPathSet  bool
 
 	// Set by Complete.
 	log      *slog.Logger
@@ -60,6 +65,18 @@ type svcOptions struct {
 	loopback loopback.Config
 	targets  []kube.Target
 	owner    *loopback.Owner
+	// helperErr says why a reachable helper was not used (it refused this
+	// user), for the privilege errors that may follow.
+	helperErr error
+}
+
+// helperSession is what svc uses of a session with the privileged helper.
+type helperSession interface {
+	engine.HostsWriter
+	Listen(netip.AddrPort) (net.Listener, error)
+	Keep(context.Context)
+	Close() error
+	HostsPath() string
 }
 
 func newSvcCommand(streams Streams) *cobra.Command {
@@ -80,6 +97,7 @@ func newSvcCommand(streams Streams) *cobra.Command {
   kubefwd svc -n demo -m 80:8080 -r web.demo:127.1.28.1`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.hostsPathSet = cmd.Flags().Changed("hosts-path")
 			if err := o.complete(); err != nil {
 				return err
 			}
@@ -105,6 +123,8 @@ func newSvcCommand(streams Streams) *cobra.Command {
 	f.StringVar(&o.nsFile, "namespaces-file", "", "forward the namespaces listed in this file (NAME or CONTEXT/NAME per line), following its changes; a missing or empty file forwards nothing")
 	f.BoolVar(&o.idle, "idle", false, "start with no namespace; add them later with kubefwd namespaces add")
 	f.StringVar(&o.instance, "instance", "", "name this instance, for kubefwd status/refresh/namespaces --instance (default: a random id)")
+	f.StringVar(&o.helperMode, "helper", "auto", "use the privileged helper (kubefwd helper install) for listeners and hosts entries: auto (when not root and one is running), always, never")
+	f.StringVar(&o.helperSocket, "helper-socket", defaultHelperSocket(), "the privileged helper's Unix socket")
 	// kubectl's client flags (--as, --request-timeout, --user, …) work as
 	// they do in kubectl.
 	o.kubeFlags.AddFlags(f)
@@ -165,6 +185,11 @@ func (o *svcOptions) complete() error {
 	if o.idle && (len(o.namespaces) > 0 || o.allNamespaces) {
 		return UsageError{errors.New("--idle starts with no namespace; it cannot be combined with --namespace or --all-namespaces")}
 	}
+	switch o.helperMode {
+	case "auto", "always", "never":
+	default:
+		return UsageError{fmt.Errorf("--helper %q: want auto, always or never", o.helperMode)}
+	}
 	if o.instance != "" {
 		if errs := validation.IsDNS1123Label(o.instance); len(errs) > 0 {
 			return UsageError{fmt.Errorf("--instance %q: %s", o.instance, errs[0])}
@@ -219,13 +244,34 @@ func (o *svcOptions) complete() error {
 }
 
 func (o *svcOptions) run(ctx context.Context) error {
-	if err := checkWritable(o.hostsPath); err != nil {
+	id := randomID()
+	name := o.instance
+	if name == "" {
+		name = id
+	}
+	// With the privileged helper, this process needs no privilege: the
+	// helper binds the listeners and keeps the hosts entries.
+	session, err := o.connectHelper(ctx, name)
+	if err != nil {
 		return err
 	}
-
-	if !lowPortsAllowed() {
-		o.log.Warn("this user may not listen on ports below 1024: Services on such ports will not be forwarded; " +
-			"run with sudo, grant CAP_NET_BIND_SERVICE, or map them with -m (e.g. -m 80:8080)")
+	if session != nil {
+		// Keep holds the session open (reconnecting if the helper
+		// restarts) until the engine has finished, which removes its hosts
+		// entries through it on the way out.
+		keepCtx, stopKeep := context.WithCancel(context.Background())
+		keepDone := make(chan struct{})
+		go func() { defer close(keepDone); session.Keep(keepCtx) }()
+		defer func() { stopKeep(); <-keepDone }()
+		o.log.Info("using the kubefwd helper: listeners and hosts entries come from it", "socket", o.helperSocket, "hosts", session.HostsPath())
+	} else {
+		if err := checkWritable(o.hostsPath, o.helperErr); err != nil {
+			return err
+		}
+		if !lowPortsAllowed() {
+			o.log.Warn("this user may not listen on ports below 1024: Services on such ports will not be forwarded; " +
+				"run with sudo, use the helper (sudo kubefwd helper install), or map them with -m (e.g. -m 80:8080)")
+		}
 	}
 
 	// Preflight every context; one failing does not stop the others.
@@ -253,34 +299,46 @@ func (o *svcOptions) run(ctx context.Context) error {
 		return ClusterError{errors.Join(failures...)}
 	}
 
-	block := hosts.Block{ID: randomID(), Owner: hosts.Self().String()}
-	hostsFile := &hosts.File{Path: o.hostsPath, Block: block, AfterWrite: func() {
-		if err := hosts.FlushDNSCache(); err != nil {
-			o.log.Warn("cannot flush the DNS cache", "err", err)
-		}
-	}}
-	aliases := loopback.NewAliases()
-	eng, err := engine.New(engine.Options{
+	opts := engine.Options{
 		Targets: targets, LabelSelector: o.selector, FieldSelector: o.fieldSelector,
 		Mapping: o.mapping, Domain: o.domain, Loopback: o.loopback,
-		State: loopback.Store{Path: o.stateFile, Owner: o.owner},
-		Hosts: hostsFile, Aliases: aliases, PinFirst: o.pinFirst,
-		Proxy:   forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
-		Log:     o.log,
-		Version: Version(),
-	})
+		State:    loopback.Store{Path: o.stateFile, Owner: o.owner},
+		PinFirst: o.pinFirst,
+		Proxy:    forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
+		Log:      o.log,
+		Version:  Version(),
+	}
+	// cleanup removes our hosts entries and aliases at once (a second
+	// signal). Through the helper, ending the session does that.
+	var cleanup func()
+	if session != nil {
+		opts.Hosts, opts.Aliases, opts.Listen = session, helperAliases(session), session.Listen
+		cleanup = func() { session.Close() }
+	} else {
+		hostsFile := &hosts.File{Path: o.hostsPath, Block: hosts.Block{ID: id, Owner: hosts.Self().String()}, AfterWrite: func() {
+			if err := hosts.FlushDNSCache(); err != nil {
+				o.log.Warn("cannot flush the DNS cache", "err", err)
+			}
+		}}
+		aliases := loopback.NewAliases()
+		opts.Hosts, opts.Aliases = hostsFile, aliases
+		cleanup = func() {
+			_ = hostsFile.Remove()
+			_ = aliases.RemoveAll()
+		}
+		// Blocks of instances that died without cleaning up (kill -9, a
+		// crash, a reboot) go first.
+		gone, err := hostsFile.RemoveStale()
+		if err != nil {
+			return err
+		}
+		for _, owner := range gone {
+			o.log.Info("removed hosts entries left by a kubefwd that is no longer running", "pid", owner.PID, "hosts", o.hostsPath)
+		}
+	}
+	eng, err := engine.New(opts)
 	if err != nil {
 		return err
-	}
-
-	// Blocks of instances that died without cleaning up (kill -9, a crash,
-	// a reboot) go first.
-	gone, err := hostsFile.RemoveStale()
-	if err != nil {
-		return err
-	}
-	for _, owner := range gone {
-		o.log.Info("removed hosts entries left by a kubefwd that is no longer running", "pid", owner.PID, "hosts", o.hostsPath)
 	}
 
 	// First signal: shut down in order. Second: remove our hosts entries
@@ -299,8 +357,7 @@ func (o *svcOptions) run(ctx context.Context) error {
 		}
 		select {
 		case <-sigs:
-			_ = hostsFile.Remove()
-			_ = aliases.RemoveAll()
+			cleanup()
 			fmt.Fprintln(o.streams.Err, "kubefwd: second signal, exiting now")
 			os.Exit(ExitFailure)
 		case <-ctx.Done():
@@ -309,10 +366,6 @@ func (o *svcOptions) run(ctx context.Context) error {
 	// The local control API: kubefwd status, events, refresh, namespaces.
 	uid, gid := invokingUser()
 	api := &control.Server{Engine: eng, Log: o.log, UID: uid, GID: gid, Stop: cancel}
-	name := o.instance
-	if name == "" {
-		name = block.ID
-	}
 	apiDone := make(chan error, 1)
 	go func() { apiDone <- api.Serve(ctx, control.Dir(uid), name) }()
 
@@ -363,12 +416,17 @@ func parseMappings(in []string) (catalog.Mapping, error) {
 }
 
 // checkWritable fails early, before anything runs, if the hosts file cannot
-// be written.
-func checkWritable(path string) error {
+// be written. helperErr, if set, is why the helper could not be used.
+func checkWritable(path string, helperErr error) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return PrivilegeError{fmt.Errorf("cannot write the hosts file %s (permission denied): run kubefwd with sudo, or point --hosts-path at a file you own", path)}
+			msg := fmt.Sprintf("cannot write the hosts file %s (permission denied): either run kubefwd as root (sudo -E kubefwd svc ...), "+
+				"or grant root once with sudo kubefwd helper install and run kubefwd as yourself", path)
+			if helperErr != nil {
+				msg += fmt.Sprintf(" (a helper is running but: %v)", helperErr)
+			}
+			return PrivilegeError{errors.New(msg)}
 		}
 		return UsageError{fmt.Errorf("--hosts-path %s: %w", path, err)}
 	}

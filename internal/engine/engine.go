@@ -50,9 +50,12 @@ type Options struct {
 	State                        loopback.Store
 	Hosts                        HostsWriter
 	Aliases                      AddressAliases // nil: none needed
-	Proxy                        forward.ProxyOptions
-	Dialer                       forward.DialerOptions
-	PinFirst                     bool
+	// Listen opens a TCP listener (nil: net.Listen); the privileged
+	// helper's client binds them for a kubefwd that is not root.
+	Listen   func(netip.AddrPort) (net.Listener, error)
+	Proxy    forward.ProxyOptions
+	Dialer   forward.DialerOptions
+	PinFirst bool
 	// HostsDelay batches hosts writes: changes within it become one write.
 	HostsDelay time.Duration
 	Log        *slog.Logger

@@ -30,7 +30,7 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 					continue
 				}
 			}
-			ln, err := net.Listen("tcp", net.JoinHostPort(addr.String(), strconv.Itoa(int(p.Local))))
+			ln, err := e.listen(netip.AddrPortFrom(addr, uint16(p.Local)))
 			if err != nil {
 				errs = append(errs, listenError(addr, p.Local, err))
 				continue
@@ -50,6 +50,13 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (e *Engine) listen(ap netip.AddrPort) (net.Listener, error) {
+	if e.opts.Listen != nil {
+		return e.opts.Listen(ap)
+	}
+	return net.Listen("tcp", ap.String())
 }
 
 // origin is what a listener forwards: a Service, or one pod of a headless

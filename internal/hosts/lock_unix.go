@@ -13,10 +13,11 @@ import (
 // needed). The kernel releases it if we die, so a crash never blocks other
 // writers. Where the lock file cannot be created (a writable file in a
 // directory we may not write), it locks target itself, which serialises
-// writers that rewrite it in place.
+// writers that rewrite it in place. The same goes for a read-only
+// directory (the helper's systemd sandbox, when the lock file is missing).
 func lock(target string) (func(), error) {
 	f, err := os.OpenFile(LockPath(target), os.O_CREATE|os.O_RDWR, 0o644)
-	if errors.Is(err, fs.ErrPermission) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
 		f, err = os.Open(target)
 	}
 	if err != nil {

@@ -16,10 +16,11 @@ type Owner struct {
 }
 
 // Self is the current process.
-func Self() Owner {
-	pid := os.Getpid()
-	return Owner{PID: pid, Start: processStart(pid)}
-}
+func Self() Owner { return OwnerOf(os.Getpid()) }
+
+// OwnerOf is the running process pid (the privileged helper records its
+// clients this way).
+func OwnerOf(pid int) Owner { return Owner{PID: pid, Start: processStart(pid)} }
 
 // String is the owner as written into a begin marker.
 func (o Owner) String() string {

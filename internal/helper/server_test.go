@@ -1,0 +1,396 @@
+//go:build linux
+
+package helper
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubefwd/kubefwd/internal/hosts"
+)
+
+const userLines = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n10.1.2.3 mine # the user's own\n"
+
+type testHelper struct {
+	socket, hostsPath string
+	stop              func()
+}
+
+// startHelper serves a helper on a temporary socket and hosts file,
+// allowing allow (default: this test's own user).
+func startHelper(t *testing.T, allow ...int) *testHelper {
+	t.Helper()
+	dir := t.TempDir()
+	h := &testHelper{socket: filepath.Join(dir, "run", "helper.sock"), hostsPath: filepath.Join(dir, "hosts")}
+	if err := os.WriteFile(h.hostsPath, []byte(userLines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(allow) == 0 {
+		allow = []int{os.Getuid()}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Socket: h.socket, HostsPath: h.hostsPath, Allow: allow, Version: "test", MaxPerUser: 4}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		if ctx.Err() == nil {
+			h.stop()
+		}
+	})
+	waitFor(t, "the helper socket", func() bool {
+		c, err := net.Dial("unix", h.socket)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return h
+}
+
+func (h *testHelper) hosts(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(h.hostsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// raw is a client that speaks the protocol by hand, as a hostile one would.
+type raw struct {
+	c *net.UnixConn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, socket string) *raw {
+	t.Helper()
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &raw{c: c.(*net.UnixConn), r: bufio.NewReader(c)}
+}
+
+// send writes line as is and reads the answer; ok is false when the helper
+// closed the connection instead.
+func (r *raw) send(t *testing.T, line string) (resp Response, ok bool) {
+	t.Helper()
+	_ = r.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := r.c.Write([]byte(line + "\n")); err != nil {
+		return Response{}, false
+	}
+	got, err := r.r.ReadBytes('\n')
+	if err != nil {
+		return Response{}, false
+	}
+	if err := json.Unmarshal(got, &resp); err != nil {
+		t.Fatalf("malformed answer %q: %v", got, err)
+	}
+	return resp, true
+}
+
+func (r *raw) request(t *testing.T, req Request) Response {
+	t.Helper()
+	data, _ := json.Marshal(req)
+	resp, ok := r.send(t, string(data))
+	if !ok {
+		t.Fatalf("the helper closed the connection on %s", data)
+	}
+	return resp
+}
+
+func TestListenHandsOverASocket(t *testing.T) {
+	h := startHelper(t)
+	c, err := Dial(t.Context(), h.socket, "one", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := netip.MustParseAddrPort("127.1.99.7:0")
+	// Port 0 is refused; find a free port the way a user would pick one.
+	probe, err := net.Listen("tcp", "127.1.99.7:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = netip.MustParseAddrPort(probe.Addr().String())
+	probe.Close()
+
+	ln, err := c.Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if ln.Addr().String() != addr.String() {
+		t.Fatalf("listener on %s, want %s", ln.Addr(), addr)
+	}
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			conn.Write([]byte("hello"))
+			conn.Close()
+		}
+	}()
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := conn.Read(buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	conn.Close()
+
+	// The same address and port again: the kernel says no, and the helper
+	// says so.
+	if _, err := c.Listen(addr); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("second listen: %v", err)
+	}
+}
+
+func TestHostsBlockFollowsTheSession(t *testing.T) {
+	h := startHelper(t)
+	c, err := Dial(t.Context(), h.socket, "web", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped, err := c.Apply([]hosts.Entry{
+		{Addr: netip.MustParseAddr("127.1.27.1"), Names: []string{"web", "web.demo"}},
+		{Addr: netip.MustParseAddr("127.1.27.2"), Names: []string{"mine", "db"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skipped) != 1 || skipped[0] != "mine" {
+		t.Errorf("skipped %v, want the user's own name 'mine'", skipped)
+	}
+	got := h.hosts(t)
+	if !strings.HasPrefix(got, userLines) || !strings.Contains(got, "127.1.27.1 web web.demo\n") || !strings.Contains(got, "127.1.27.2 db\n") {
+		t.Fatalf("hosts file:\n%s", got)
+	}
+	blocks := hosts.Blocks([]byte(got))
+	id := "u" + strconv.Itoa(os.Getuid()) + "-web"
+	if owner, ok := blocks[id]; !ok || !strings.Contains(owner, "pid="+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("blocks %v: want %s owned by this process", blocks, id)
+	}
+
+	// The connection closing, for whatever reason, removes the block.
+	c.Close()
+	waitFor(t, "the block to go", func() bool { return h.hosts(t) == userLines })
+}
+
+func TestRefusals(t *testing.T) {
+	h := startHelper(t)
+	r := dialRaw(t, h.socket)
+	if resp := r.request(t, Request{Op: OpListen, Addr: "127.1.1.1", Port: 8080}); resp.OK || !strings.Contains(resp.Error, "before hello") {
+		t.Fatalf("listen before hello: %+v", resp)
+	}
+	for _, inst := range []string{"", "../etc", "Web", "-x", "a b", strings.Repeat("a", 64)} {
+		if resp := r.request(t, Request{Op: OpHello, Instance: inst}); resp.OK {
+			t.Fatalf("hello %q accepted", inst)
+		}
+	}
+	if resp := r.request(t, Request{Op: OpHello, Instance: "x1"}); !resp.OK {
+		t.Fatalf("hello: %+v", resp)
+	}
+	if resp := r.request(t, Request{Op: OpHello, Instance: "x2"}); resp.OK {
+		t.Fatal("a second hello on one connection was accepted")
+	}
+	long := strings.Repeat("a", 300)
+	cases := []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"wildcard", Request{Op: OpListen, Addr: "0.0.0.0", Port: 80}, "outside 127.0.0.0/8"},
+		{"private net", Request{Op: OpListen, Addr: "10.0.0.1", Port: 80}, "outside 127.0.0.0/8"},
+		{"ipv6 any", Request{Op: OpListen, Addr: "::", Port: 80}, "want an IPv4 address"},
+		{"ipv6 prefix", Request{Op: OpListen, Addr: "::/0", Port: 80}, "want an IPv4 address"},
+		{"mapped", Request{Op: OpListen, Addr: "::ffff:127.1.1.1", Port: 80}, "want an IPv4 address"},
+		{"system", Request{Op: OpListen, Addr: "127.0.0.1", Port: 53}, "machine's own services"},
+		{"broadcast", Request{Op: OpListen, Addr: "127.255.255.255", Port: 80}, "broadcast"},
+		{"host name", Request{Op: OpListen, Addr: "localhost", Port: 80}, "want an IPv4 address"},
+		{"port 0", Request{Op: OpListen, Addr: "127.1.1.1", Port: 0}, "want 1-65535"},
+		{"port too big", Request{Op: OpListen, Addr: "127.1.1.1", Port: 70000}, "want 1-65535"},
+		{"newline", hostsReq("127.1.1.1", "a\nb"), "only letters"},
+		{"space", hostsReq("127.1.1.1", "a b"), "only letters"},
+		{"hash", hostsReq("127.1.1.1", "a#b"), "only letters"},
+		{"300 chars", hostsReq("127.1.1.1", long), "want 1 to 253"},
+		{"long label", hostsReq("127.1.1.1", strings.Repeat("b", 64)+".x"), "1 to 63"},
+		{"leading dash", hostsReq("127.1.1.1", "-rf"), "may not start or end"},
+		{"empty label", hostsReq("127.1.1.1", "a..b"), "1 to 63"},
+		{"localhost", hostsReq("127.1.1.1", "localhost"), "reserved"},
+		{"non-ascii", hostsReq("127.1.1.1", "wéb"), "only letters"},
+		{"entry outside loopback", hostsReq("10.0.0.1", "web"), "outside 127.0.0.0/8"},
+		{"no names", hostsReq("127.1.1.1"), "want 1 to 32 names"},
+		{"too many names", hostsReq("127.1.1.1", strings.Split(strings.Repeat("n,", 33), ",")[:33]...), "want 1 to 32 names"},
+		{"too many entries", Request{Op: OpHosts, Entries: make([]Entry, MaxEntries+1)}, "at most"},
+		{"unknown op", Request{Op: "exec"}, "unknown operation"},
+		{"alias outside", Request{Op: OpAlias, Addr: "192.168.1.1"}, "outside 127.0.0.0/8"},
+	}
+	for _, tc := range cases {
+		resp := r.request(t, tc.req)
+		if resp.OK || !strings.Contains(resp.Error, tc.want) {
+			t.Errorf("%s: got %+v, want an error with %q", tc.name, resp, tc.want)
+		}
+		if strings.ContainsAny(resp.Error, "\n\r") {
+			t.Errorf("%s: the error echoes a line break: %q", tc.name, resp.Error)
+		}
+	}
+	// Malformed messages are refused and the session goes on.
+	for _, line := range []string{`{"op":"ping","path":"/etc/shadow"}`, `{"op":"ping"} {"op":"ping"}`, `not json`, `{"op":"hosts","entries":{}}`} {
+		if resp, ok := r.send(t, line); !ok || resp.OK {
+			t.Errorf("%s: got %+v (open %v), want a refusal", line, resp, ok)
+		}
+	}
+	if resp := r.request(t, Request{Op: OpPing}); !resp.OK {
+		t.Fatalf("the session did not survive refusals: %+v", resp)
+	}
+	if got := h.hosts(t); got != userLines {
+		t.Fatalf("refused requests changed the hosts file:\n%s", got)
+	}
+	// A message over the limit ends the connection.
+	if _, ok := r.send(t, `{"op":"ping","addr":"`+strings.Repeat("x", MaxMessage)+`"}`); ok {
+		if _, ok := r.send(t, `{"op":"ping"}`); ok {
+			t.Fatal("an oversized message did not end the connection")
+		}
+	}
+}
+
+func hostsReq(addr string, names ...string) Request {
+	return Request{Op: OpHosts, Entries: []Entry{{Addr: addr, Names: names}}}
+}
+
+func TestUserNotAllowed(t *testing.T) {
+	h := startHelper(t, 65534) // only nobody; this test's user is someone else
+	if os.Getuid() == 65534 {
+		t.Skip("running as nobody")
+	}
+	info, err := Info(t.Context(), h.socket)
+	if err != nil || info.Allowed || info.UID != os.Getuid() {
+		t.Fatalf("info: %+v, %v", info, err)
+	}
+	_, err = Dial(t.Context(), h.socket, "web", nil)
+	var refused NotAllowedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "is not allowed") {
+		t.Fatalf("dial: %v", err)
+	}
+	r := dialRaw(t, h.socket)
+	if resp, ok := r.send(t, `{"op":"listen","addr":"127.1.1.1","port":80}`); ok && resp.OK {
+		t.Fatal("a user not allowed could listen")
+	}
+	if got := h.hosts(t); got != userLines {
+		t.Fatalf("hosts file changed:\n%s", got)
+	}
+}
+
+// No client can name another's block: the block is the user's and the
+// instance's, an instance that is connected cannot be taken, and the hosts
+// request has no block to name.
+func TestOtherClientsBlocks(t *testing.T) {
+	h := startHelper(t)
+	a, err := Dial(t.Context(), h.socket, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Apply([]hosts.Entry{{Addr: netip.MustParseAddr("127.1.1.1"), Names: []string{"web"}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.hosts(t)
+	if _, err := Dial(t.Context(), h.socket, "a", nil); err == nil || !strings.Contains(err.Error(), "already connected") {
+		t.Fatalf("a second client took instance a: %v", err)
+	}
+	b, err := Dial(t.Context(), h.socket, "b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Apply([]hosts.Entry{{Addr: netip.MustParseAddr("127.1.1.2"), Names: []string{"web", "api"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	waitFor(t, "b's block to go", func() bool { return h.hosts(t) == before })
+}
+
+// Connections beyond the per-user limit are refused; those within keep
+// working.
+func TestConnectionLimit(t *testing.T) {
+	h := startHelper(t)
+	var held []*raw
+	for range 4 {
+		r := dialRaw(t, h.socket)
+		if resp := r.request(t, Request{Op: OpPing}); resp.OK {
+			t.Fatal("ping before hello was accepted")
+		}
+		held = append(held, r)
+	}
+	extra := dialRaw(t, h.socket)
+	if resp, ok := extra.send(t, `{"op":"info"}`); ok && resp.OK {
+		t.Fatal("a fifth connection of one user was served")
+	}
+	held[0].c.Close()
+	waitFor(t, "a slot to free", func() bool {
+		c, err := Dial(t.Context(), h.socket, "late", nil)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// When the helper restarts, a kept session comes back by itself and puts
+// its entries back.
+func TestReconnectAfterRestart(t *testing.T) {
+	h := startHelper(t)
+	c, err := Dial(t.Context(), h.socket, "keep", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { c.Keep(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if _, err := c.Apply([]hosts.Entry{{Addr: netip.MustParseAddr("127.1.1.1"), Names: []string{"web"}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	if got := h.hosts(t); got != userLines {
+		t.Fatalf("a stopped helper left entries:\n%s", got)
+	}
+	s := &Server{Socket: h.socket, HostsPath: h.hostsPath, Allow: []int{os.Getuid()}}
+	sctx, scancel := context.WithCancel(context.Background())
+	sdone := make(chan error, 1)
+	go func() { sdone <- s.Serve(sctx) }()
+	defer func() { scancel(); <-sdone }()
+	waitFor(t, "the entries to come back", func() bool { return strings.Contains(h.hosts(t), "127.1.1.1 web\n") })
+}

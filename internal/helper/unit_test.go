@@ -1,0 +1,68 @@
+package helper
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSystemdUnitFile(t *testing.T) {
+	c := InstallConfig{Binary: InstallBinary, Socket: "/run/kubefwd/helper.sock", HostsPath: "/etc/hosts", Allow: []string{"alice", "bob smith"}}
+	unit := SystemdUnitFile(c)
+	for _, want := range []string{
+		`ExecStart=/usr/local/lib/kubefwd/kubefwd helper run --socket /run/kubefwd/helper.sock --hosts-path /etc/hosts --allow-user alice --allow-user "bob smith"`,
+		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+		"NoNewPrivileges=yes\n",
+		"ProtectSystem=strict\n",
+		"ReadWritePaths=/etc/hosts -/etc/hosts.kubefwd.lock\n",
+		"ProtectHome=yes\n",
+		"RuntimeDirectory=kubefwd\n",
+		"RestrictAddressFamilies=AF_UNIX AF_INET\n",
+		"SystemCallFilter=~@privileged\n",
+		"SystemCallErrorNumber=EPERM\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+	// Nothing more than it needs.
+	for _, bad := range []string{"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "ReadWritePaths=/etc\n", "IPAddressDeny"} {
+		if strings.Contains(unit, bad) {
+			t.Errorf("unit has %q", bad)
+		}
+	}
+
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze not installed; content checked only")
+		return
+	}
+	// verify wants the binary to exist; any executable will do.
+	dir := t.TempDir()
+	self, _ := os.Executable()
+	c.Binary = self
+	path := filepath.Join(dir, SystemdName)
+	if err := os.WriteFile(path, []byte(SystemdUnitFile(c)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	// Without a running systemd, verify may complain about the machine
+	// (no D-Bus, no /run/systemd); only complaints about our unit count.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, SystemdName) {
+			t.Errorf("systemd-analyze verify: %s", line)
+		}
+	}
+	t.Logf("systemd-analyze verify: %v\n%s", err, out)
+}
+
+func TestLaunchdPlistFile(t *testing.T) {
+	p := LaunchdPlistFile(InstallConfig{Binary: InstallBinary, Socket: "/var/run/kubefwd/helper.sock", HostsPath: "/etc/hosts", Allow: []string{"a&b"}})
+	for _, want := range []string{"<string>" + LaunchdLabel + "</string>", "<string>/usr/local/lib/kubefwd/kubefwd</string>", "<string>a&amp;b</string>", "<key>KeepAlive</key>"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("plist lacks %q:\n%s", want, p)
+		}
+	}
+}
