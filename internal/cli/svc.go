@@ -367,7 +367,14 @@ func (o *svcOptions) run(ctx context.Context) error {
 	uid, gid := invokingUser()
 	api := &control.Server{Engine: eng, Log: o.log, UID: uid, GID: gid, Stop: cancel}
 	apiDone := make(chan error, 1)
-	go func() { apiDone <- api.Serve(ctx, control.Dir(uid), name) }()
+	go func() {
+		err := api.Serve(ctx, control.Dir(uid), name)
+		if err != nil {
+			// Said at once: forwarding goes on, but nothing can steer it.
+			o.log.Error("control API unavailable: kubefwd status, refresh and namespaces cannot reach this instance", "err", err)
+		}
+		apiDone <- err
+	}()
 
 	followDone := make(chan error, 1)
 	if o.nsFile != "" {
@@ -377,9 +384,7 @@ func (o *svcOptions) run(ctx context.Context) error {
 	}
 	runErr := eng.Run(ctx)
 	cancel()
-	if err := <-apiDone; err != nil {
-		o.log.Warn("control API", "err", err)
-	}
+	<-apiDone
 	if err := <-followDone; err != nil {
 		o.log.Warn("namespaces file", "err", err)
 	}
