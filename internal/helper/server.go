@@ -222,7 +222,9 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 		if fd >= 0 {
 			syscall.Close(fd)
 		}
-		if err != nil || fatal {
+		// A user not allowed gets one answer (info, or why not) and no
+		// connection to hold on to.
+		if err != nil || fatal || !sess.allowed {
 			return
 		}
 	}

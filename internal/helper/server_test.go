@@ -394,3 +394,41 @@ func TestReconnectAfterRestart(t *testing.T) {
 	defer func() { scancel(); <-sdone }()
 	waitFor(t, "the entries to come back", func() bool { return strings.Contains(h.hosts(t), "127.1.1.1 web\n") })
 }
+
+// A helper that was killed leaves its clients' blocks; the next one removes
+// those whose client is gone and leaves those whose client still runs (it
+// will reconnect and take its block over).
+func TestStartRemovesBlocksOfGoneClients(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hosts")
+	gone := hosts.File{Path: path, Block: hosts.Block{ID: "u1000-gone", Owner: "uid=1000 pid=2147483646 start=1 helper"}}
+	alive := hosts.File{Path: path, Block: hosts.Block{ID: "u1000-alive", Owner: "uid=1000 " + hosts.Self().String() + " helper"}}
+	if err := os.WriteFile(path, []byte(userLines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*hosts.File{&gone, &alive} {
+		if _, err := f.Apply([]hosts.Entry{{Addr: netip.MustParseAddr("127.1.1.1"), Names: []string{f.Block.ID}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	s := &Server{Socket: filepath.Join(dir, "helper.sock"), HostsPath: path, Allow: []int{os.Getuid()}}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the gone client's block to be removed", func() bool {
+		b := hosts.Blocks([]byte(readFile(t, path)))
+		_, hasGone := b["u1000-gone"]
+		_, hasAlive := b["u1000-alive"]
+		return !hasGone && hasAlive
+	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
