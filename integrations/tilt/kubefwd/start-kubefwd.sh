@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts `kubefwd svc` with root rights, asking once (a graphical prompt when
-# there is a display), and stops it without asking again when Tilt stops this
+# there is a display; no prompt when the privileged helper allows this user),
+# and stops it without asking again when Tilt stops this
 # resource: `kubefwd stop` goes through kubefwd's control socket, which
 # belongs to this user. Signals cannot do that: the user may not signal a
 # process that pkexec or osascript started as root.
@@ -19,7 +20,9 @@ prompt=$3
 shift 3
 
 if [[ $prompt == auto ]]; then
-    if [[ $(id -u) == 0 ]]; then
+    # Root already, or the privileged helper (kubefwd helper install)
+    # allows this user: kubefwd runs as it is, with no prompt at all.
+    if [[ $(id -u) == 0 ]] || "$kubefwd" helper status >/dev/null 2>&1; then
         prompt=none
     elif [[ $(uname -s) == Darwin ]]; then
         prompt=osascript
@@ -40,11 +43,7 @@ fi
 cmd=(/usr/bin/env "${who[@]}" "$kubefwd" svc --instance "$instance" "$@")
 
 case $prompt in
-    none)
-        if [[ $(id -u) == 0 ]]; then
-            cmd=("$kubefwd" svc --instance "$instance" "$@")
-        fi
-        ;;
+    none) cmd=("$kubefwd" svc --instance "$instance" "$@") ;;
     pkexec) cmd=(pkexec "${cmd[@]}") ;;
     sudo)
         # Tilt gives no terminal: an askpass program, if set, asks instead.
