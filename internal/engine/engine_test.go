@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,7 +111,10 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 					t.Errorf("engine: %v", err)
 				}
 			case <-time.After(10 * time.Second):
-				t.Error("engine did not stop within 10s")
+				// Say where it is stuck: every goroutine's stack.
+				var stacks strings.Builder
+				pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+				t.Errorf("engine did not stop within 10s; goroutines:\n%s", stacks.String())
 			}
 		})
 	}
