@@ -5,7 +5,7 @@ GO ?= go
 # against a real cluster need more than go test's default 10 minutes then.
 TEST_TIMEOUT ?= 45m
 
-.PHONY: all build test vet fmt-check cross devcluster-binaries demo clean
+.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick clean
 
 all: build
 
@@ -17,6 +17,15 @@ build:
 # so that the test binaries find them cached.
 test: fmt-check vet cross devcluster-binaries
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+# Benchmarks against kubectl port-forward on the devcluster: writes
+# BENCHMARKS.md and bench/results/*.json. `make bench ARGS=--quick` is
+# bench-quick, the small run CI keeps working.
+bench: devcluster-binaries
+	$(GO) run ./bench $(ARGS)
+
+bench-quick: devcluster-binaries
+	$(GO) run ./bench --quick $(ARGS)
 
 # kubefwd must keep building where it is not tested here.
 cross:

@@ -58,6 +58,7 @@ type svcOptions struct {
 	helperMode    string
 	helperSocket  string
 	hostsPathSet  bool
+	profileDir    string
 
 	// Set by Complete.
 	log      *slog.Logger
@@ -125,6 +126,8 @@ func newSvcCommand(streams Streams) *cobra.Command {
 	f.StringVar(&o.instance, "instance", "", "name this instance, for kubefwd status/refresh/namespaces --instance (default: a random id)")
 	f.StringVar(&o.helperMode, "helper", "auto", "use the privileged helper (kubefwd helper install) for listeners and hosts entries: auto (when not root and one is running), always, never")
 	f.StringVar(&o.helperSocket, "helper-socket", defaultHelperSocket(), "the privileged helper's Unix socket")
+	f.StringVar(&o.profileDir, "profile-dir", "", "write CPU, allocation and heap profiles of this run into this directory")
+	_ = f.MarkHidden("profile-dir") // for make bench; not a user feature
 	// kubectl's client flags (--as, --request-timeout, --user, …) work as
 	// they do in kubectl.
 	o.kubeFlags.AddFlags(f)
@@ -244,6 +247,17 @@ func (o *svcOptions) complete() error {
 }
 
 func (o *svcOptions) run(ctx context.Context) error {
+	if o.profileDir != "" {
+		stop, err := startProfiles(o.profileDir)
+		if err != nil {
+			return UsageError{fmt.Errorf("--profile-dir: %w", err)}
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				o.log.Warn("cannot write profiles", "err", err)
+			}
+		}()
+	}
 	id := randomID()
 	name := o.instance
 	if name == "" {

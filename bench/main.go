@@ -1,0 +1,220 @@
+// Command bench measures kubefwd side by side with kubectl port-forward on
+// the devcluster and writes BENCHMARKS.md and bench/results/*.json.
+//
+//	go run ./bench            every scenario, full size (make bench)
+//	go run ./bench --quick    everything small, within two minutes (make bench-quick; CI)
+//
+// Numbers are never asserted by tests (shared machines are noisy); this
+// program reports them against the goals in BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
+	"github.com/kubefwd/kubefwd/test/devcluster/seed"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "run everything small, within two minutes; writes results but not BENCHMARKS.md")
+	pairs := fs.Int("pairs", 0, "alternating kubefwd/kubectl pairs per scenario (default 5; 2 with --quick)")
+	out := fs.String("out", "BENCHMARKS.md", "where the report goes (full mode)")
+	results := fs.String("results", filepath.Join("bench", "results"), "directory for the raw numbers (JSON)")
+	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage (default all)")
+	profile := fs.String("profile-dir", "", "write kubefwd's CPU and allocation profiles for each scenario under this directory")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *pairs == 0 {
+		*pairs = 5
+		if *quick {
+			*pairs = 2
+		}
+	}
+	if *pairs < 1 {
+		fmt.Fprintln(stderr, "bench: --pairs must be at least 1")
+		return 2
+	}
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			switch s {
+			case "throughput", "latency", "failover", "startup", "outage":
+				want[s] = true
+			default:
+				fmt.Fprintf(stderr, "bench: --only %q: unknown scenario\n", s)
+				return 2
+			}
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runBench(ctx, stdout, stderr, *quick, *pairs, *out, *results, *profile, want); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int, out, resultsDir, profile string, want map[string]bool) error {
+	started := time.Now()
+	dir, err := os.MkdirTemp("", "kubefwd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if profile != "" {
+		if profile, err = filepath.Abs(profile); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintln(logw, "bench: building kubefwd")
+	kubefwd := filepath.Join(dir, "kubefwd")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", kubefwd, "./cmd/kubefwd").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	fmt.Fprintln(logw, "bench: starting the devcluster")
+	c, err := cluster.Start(ctx, cluster.Options{Log: logw})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		c.Stop(sctx)
+	}()
+	if err := seed.Apply(ctx, c, seed.Spec{Name: "demo"}); err != nil {
+		return fmt.Errorf("seed demo: %w", err)
+	}
+	b := &bench{c: c, kubefwd: kubefwd, kubectl: c.Binaries.Path("kubectl"), dir: dir, quick: quick, pairs: pairs, log: logw, profile: profile}
+
+	small, large := seed.Spec{Name: "scale", Namespaces: 5, ServicesPerNamespace: 100}, seed.Spec{Name: "scale", Namespaces: 10, ServicesPerNamespace: 300}
+	startupRuns := 3
+	if quick {
+		small, large = seed.Spec{Name: "scale", Namespaces: 2, ServicesPerNamespace: 10}, seed.Spec{Name: "scale", Namespaces: 3, ServicesPerNamespace: 20}
+		startupRuns = 1
+	}
+	type step struct {
+		name string
+		run  func(context.Context) ([]Result, error)
+	}
+	steps := []step{
+		{"throughput", b.throughput},
+		{"latency", b.latency},
+		{"failover", b.failover},
+		{"startup", func(ctx context.Context) ([]Result, error) {
+			var all []Result
+			for _, s := range []struct {
+				spec seed.Spec
+				runs int
+				cold bool
+			}{{small, 1, true}, {small, startupRuns, false}, {large, 1, false}} {
+				fmt.Fprintf(logw, "bench: startup with %s (cold connections: %v)\n", s.spec, s.cold)
+				r, err := b.startup(ctx, s.spec, s.runs, s.cold)
+				if err != nil {
+					return nil, err
+				}
+				all = append(all, r...)
+			}
+			return all, nil
+		}},
+		{"outage", b.outage}, // last: it stops the apiserver
+	}
+	var results []Result
+	for _, s := range steps {
+		if len(want) > 0 && !want[s.name] {
+			continue
+		}
+		fmt.Fprintf(logw, "bench: %s\n", s.name)
+		t0 := time.Now()
+		r, err := s.run(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		fmt.Fprintf(logw, "bench: %s done in %s\n", s.name, time.Since(t0).Round(time.Second))
+		results = append(results, r...)
+	}
+
+	env := environment(ctx, c, kubefwd, b.kubectl, quick, pairs)
+	env.Duration = time.Since(started).Round(time.Second).String()
+	report := Markdown(env, results, nil)
+	fmt.Fprint(stdout, report)
+	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(struct {
+		Environment Environment `json:"environment"`
+		Results     []Result    `json:"results"`
+	}{env, results}, "", "  ")
+	if err != nil {
+		return err
+	}
+	name := filepath.Join(resultsDir, fmt.Sprintf("%s-%s.json", env.Date.UTC().Format("20060102-150405"), env.Mode))
+	if err := os.WriteFile(name, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(logw, "bench: raw numbers in %s\n", name)
+	if !quick && len(want) == 0 {
+		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(logw, "bench: report in %s\n", out)
+	}
+	return nil
+}
+
+func environment(ctx context.Context, c *cluster.Cluster, kubefwd, kubectl string, quick bool, pairs int) Environment {
+	env := Environment{Date: time.Now(), Mode: "full", Pairs: pairs, Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if quick {
+		env.Mode = "quick"
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				env.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		env.Kernel = "Linux " + strings.TrimSpace(string(data))
+	}
+	if out, err := exec.CommandContext(ctx, kubefwd, "version", "--short").Output(); err == nil {
+		env.Kubefwd = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.CommandContext(ctx, kubectl, "version", "--client", "-o", "json").Output(); err == nil {
+		var v struct {
+			ClientVersion struct{ GitVersion string } `json:"clientVersion"`
+		}
+		if json.Unmarshal(out, &v) == nil {
+			env.Kubectl = v.ClientVersion.GitVersion
+		}
+	}
+	if v, err := c.Clientset.Discovery().ServerVersion(); err == nil {
+		env.Kubernetes = v.GitVersion
+	}
+	return env
+}

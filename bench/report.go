@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Result is one scenario's outcome, for the table and the JSON file.
+type Result struct {
+	Scenario string `json:"scenario"`
+	Metric   string `json:"metric"` // what the numbers are, with their unit
+	// Raw numbers, in run order (pairs: kubefwd[i] ran next to kubectl[i]).
+	Kubefwd []float64 `json:"kubefwd"`
+	Kubectl []float64 `json:"kubectl,omitempty"`
+	// Ratios are kubefwd/kubectl per pair; Ratio is their median.
+	Ratios []float64 `json:"ratios,omitempty"`
+	Ratio  float64   `json:"ratio,omitempty"`
+	// Goal in words, and whether it is met.
+	Goal string `json:"goal"`
+	Pass *bool  `json:"pass,omitempty"` // nil: reported, not judged
+	Note string `json:"note,omitempty"`
+}
+
+// KubefwdMedian and KubectlMedian summarise the runs.
+func (r Result) KubefwdMedian() float64 { return median(r.Kubefwd) }
+func (r Result) KubectlMedian() float64 { return median(r.Kubectl) }
+
+// pair fills the per-pair ratios and their median.
+func (r *Result) pair() {
+	r.Ratios = nil
+	for i := range min(len(r.Kubefwd), len(r.Kubectl)) {
+		if r.Kubectl[i] != 0 {
+			r.Ratios = append(r.Ratios, r.Kubefwd[i]/r.Kubectl[i])
+		}
+	}
+	r.Ratio = median(r.Ratios)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// percentile is the p-th percentile (0-100) by nearest rank.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	rank := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(rank, len(s)-1))]
+}
+
+func judged(ok bool) *bool { return &ok }
+
+// Environment describes where the numbers come from.
+type Environment struct {
+	Date       time.Time `json:"date"`
+	Mode       string    `json:"mode"` // full or quick
+	Pairs      int       `json:"pairs"`
+	CPU        string    `json:"cpu"`
+	Cores      int       `json:"cores"`
+	Kernel     string    `json:"kernel"`
+	Go         string    `json:"go"`
+	Kubefwd    string    `json:"kubefwd"`
+	Kubectl    string    `json:"kubectl"`
+	Kubernetes string    `json:"kubernetes"`
+	Duration   string    `json:"duration"`
+}
+
+// Markdown renders BENCHMARKS.md.
+func Markdown(env Environment, results []Result, notes []string) string {
+	var b strings.Builder
+	b.WriteString("# Benchmarks\n\n")
+	b.WriteString("Measured by `make bench` (`go run ./bench`) against the devcluster: a real kube-apiserver, kwok\n")
+	b.WriteString("as kubelets and real local backends. kubefwd and `kubectl port-forward` (the kubectl built with the\n")
+	b.WriteString("cluster, same version) ran in one run, alternately (kubefwd, kubectl, kubefwd, …), so machine noise\n")
+	b.WriteString("falls on both; the ratio is the median of the per-pair ratios. Raw numbers are in `bench/results/`.\n\n")
+	fmt.Fprintf(&b, "%s mode, %d pairs · %s · %s · %d cores · %s · %s\n\n",
+		env.Mode, env.Pairs, env.Date.UTC().Format("2006-01-02 15:04 MST"), env.CPU, env.Cores, env.Kernel, env.Go)
+	fmt.Fprintf(&b, "kubefwd %s · kubectl %s · Kubernetes %s · the run took %s\n\n", env.Kubefwd, env.Kubectl, env.Kubernetes, env.Duration)
+	b.WriteString("| scenario | metric | kubefwd | kubectl | ratio | goal | result |\n")
+	b.WriteString("|---|---|--:|--:|--:|---|---|\n")
+	for _, r := range results {
+		kubectl, ratio := "—", "—"
+		if len(r.Kubectl) > 0 {
+			kubectl = num(r.KubectlMedian())
+		}
+		if len(r.Ratios) > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		}
+		verdict := "reported"
+		if r.Pass != nil {
+			verdict = "**fail**"
+			if *r.Pass {
+				verdict = "pass"
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.Metric, num(r.KubefwdMedian()), kubectl, ratio, r.Goal, verdict)
+	}
+	var explained []Result
+	for _, r := range results {
+		if r.Note != "" {
+			explained = append(explained, r)
+		}
+	}
+	if len(explained) > 0 {
+		b.WriteString("\n## Notes\n\n")
+		for _, r := range explained {
+			fmt.Fprintf(&b, "- **%s, %s:** %s\n", r.Scenario, r.Metric, r.Note)
+		}
+	}
+	for _, n := range notes {
+		b.WriteString("\n" + n + "\n")
+	}
+	return b.String()
+}
+
+func num(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "—"
+	case v == math.Trunc(v) && math.Abs(v) < 1e6:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}

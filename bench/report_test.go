@@ -1,0 +1,64 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMedianAndPercentile(t *testing.T) {
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median odd = %v", got)
+	}
+	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
+		t.Errorf("median even = %v", got)
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median of nothing is a number")
+	}
+	xs := make([]float64, 100)
+	for i := range xs {
+		xs[i] = float64(100 - i)
+	}
+	if p50, p99 := percentile(xs, 50), percentile(xs, 99); p50 != 50 || p99 != 99 {
+		t.Errorf("p50 %v p99 %v", p50, p99)
+	}
+}
+
+func TestPairRatios(t *testing.T) {
+	r := Result{Kubefwd: []float64{200, 100, 300}, Kubectl: []float64{100, 100, 100}}
+	r.pair()
+	if len(r.Ratios) != 3 || r.Ratio != 2 {
+		t.Errorf("ratios %v, median %v", r.Ratios, r.Ratio)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	pass := Result{Scenario: "1 throughput", Metric: "MB/s", Kubefwd: []float64{250}, Kubectl: []float64{200}, Goal: "≥ 1.0× kubectl"}
+	pass.pair()
+	pass.Pass = judged(pass.Ratio >= 1)
+	fail := Result{Scenario: "5 startup", Metric: "s", Kubefwd: []float64{4.5}, Goal: "≤ 3 s", Pass: judged(false), Note: "slow because …"}
+	md := Markdown(Environment{Date: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC), Mode: "full", Pairs: 5}, []Result{pass, fail}, nil)
+	for _, want := range []string{"| 1 throughput | MB/s | 250 | 200 | 1.25× | ≥ 1.0× kubectl | pass |", "| 5 startup | s | 4.50 | — | — | ≤ 3 s | **fail** |", "- **5 startup, s:** slow because …"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestParseRequests(t *testing.T) {
+	raw := `# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="services",scope="namespace",subresource="",verb="LIST",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="services",scope="namespace",subresource="",verb="WATCH",version="v1"} 2
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="portforward",verb="CONNECT",version="v1"} 9
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="namespace",subresource="",verb="PUT",version="v1"} 40
+`
+	r, err := parseRequests([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.list["services"] != 3 || r.watch["services"] != 2 || r.total() != 5 {
+		t.Errorf("counts %+v", r)
+	}
+}

@@ -1,0 +1,524 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kubefwd/kubefwd/internal/forward"
+	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
+	"github.com/kubefwd/kubefwd/test/devcluster/seed"
+)
+
+const mib = 1 << 20
+
+// throughput covers scenarios 1–3: one connection, eight in parallel, and
+// the forwarding process's CPU per GiB, with the ceiling of a client that
+// reads the port-forward stream itself.
+func (b *bench) throughput(ctx context.Context) ([]Result, error) {
+	size := int64(1 << 30)
+	if b.quick {
+		size = 64 * mib
+	}
+	kf, hostsPath, err := b.startKubefwd("throughput", "-n", "demo")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.stop()
+	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	kc, kcAddr, err := b.startKubectl("demo", "web", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer kc.stop()
+	if _, err := get(kcAddr, "/"); err != nil {
+		return nil, fmt.Errorf("kubectl port-forward: %w", err)
+	}
+	ceiling, err := newCeiling(ctx, b.c)
+	if err != nil {
+		return nil, err
+	}
+	defer ceiling.close()
+
+	one := Result{Scenario: "1 throughput, 1 connection", Metric: fmt.Sprintf("MB/s (%d MiB)", size/mib), Goal: "≥ 1.0× kubectl"}
+	ceil := Result{Scenario: "1 throughput ceiling", Metric: "kubefwd / direct stream", Goal: "≥ 0.9"}
+	eight := Result{Scenario: "2 throughput, 8 connections", Metric: "MB/s in all", Goal: "≥ 1.0× kubectl"}
+	cpu := Result{Scenario: "3 CPU per GiB", Metric: "CPU seconds / GiB (1 connection)", Goal: "≤ 1.0× kubectl"}
+	var direct []float64
+	for range b.pairs {
+		for _, f := range []struct {
+			fwd  *forwarder
+			addr string
+			into *[]float64
+			cpu  *[]float64
+		}{{kf, kfAddr, &one.Kubefwd, &cpu.Kubefwd}, {kc, kcAddr, &one.Kubectl, &cpu.Kubectl}} {
+			before, _ := cpuSeconds(f.fwd.pid())
+			took, err := download(f.addr, size)
+			if err != nil {
+				return nil, fmt.Errorf("%s download: %w", f.fwd.name, err)
+			}
+			after, _ := cpuSeconds(f.fwd.pid())
+			*f.into = append(*f.into, float64(size)/took.Seconds()/1e6)
+			*f.cpu = append(*f.cpu, (after-before)/(float64(size)/(1<<30)))
+		}
+		took, err := ceiling.download(ctx, size)
+		if err != nil {
+			return nil, fmt.Errorf("ceiling: %w", err)
+		}
+		direct = append(direct, float64(size)/took.Seconds()/1e6)
+		for _, f := range []struct {
+			addr string
+			into *[]float64
+		}{{kfAddr, &eight.Kubefwd}, {kcAddr, &eight.Kubectl}} {
+			took, err := parallel(f.addr, 8, size)
+			if err != nil {
+				return nil, fmt.Errorf("8 connections: %w", err)
+			}
+			*f.into = append(*f.into, float64(size)/took.Seconds()/1e6)
+		}
+	}
+	one.pair()
+	eight.pair()
+	cpu.pair()
+	for i := range one.Kubefwd {
+		ceil.Kubefwd = append(ceil.Kubefwd, one.Kubefwd[i]/direct[i])
+	}
+	one.Pass = judged(one.Ratio >= 1.0)
+	eight.Pass = judged(eight.Ratio >= 1.0)
+	cpu.Pass = judged(cpu.Ratio <= 1.0)
+	ceil.Pass = judged(ceil.KubefwdMedian() >= 0.9)
+	ceil.Note = fmt.Sprintf("the direct stream (the bench process itself opening the port-forward stream, no local listener) read %.0f MB/s (median)", median(direct))
+	eight.Note = fmt.Sprintf("kubefwd's 8 connections carried %.2f× its single connection's rate; kubectl's %.2f×",
+		eight.KubefwdMedian()/one.KubefwdMedian(), eight.KubectlMedian()/one.KubectlMedian())
+	return []Result{one, ceil, eight, cpu}, nil
+}
+
+// parallel downloads size bytes over n connections at once.
+func parallel(addr string, n int, size int64) (time.Duration, error) {
+	start := time.Now()
+	var g errgroup.Group
+	for range n {
+		g.Go(func() error {
+			_, err := download(addr, size/int64(n))
+			return err
+		})
+	}
+	err := g.Wait()
+	return time.Since(start), err
+}
+
+// ceiling opens port-forward streams itself, with kubefwd's tunnel code
+// but no listener and no second copy: the best a forwarder could do here.
+type ceiling struct {
+	tunnel *forward.Tunnel
+}
+
+func newCeiling(ctx context.Context, c *cluster.Cluster) (*ceiling, error) {
+	pods, err := c.Pods(ctx, "demo", "web")
+	if err != nil || len(pods) == 0 {
+		return nil, fmt.Errorf("web pods: %v", err)
+	}
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		return nil, err
+	}
+	t, err := d.Dial(ctx, forward.Pod{Namespace: "demo", Name: pods[0].Name})
+	if err != nil {
+		return nil, err
+	}
+	return &ceiling{tunnel: t}, nil
+}
+
+func (c *ceiling) download(ctx context.Context, size int64) (time.Duration, error) {
+	start := time.Now()
+	s, err := c.tunnel.Open(ctx, 8080)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	return readBytes(s, size, start)
+}
+
+func (c *ceiling) close() { c.tunnel.Close() }
+
+// latency is scenario 4 (warm): sequential fresh connections, each one
+// small request.
+func (b *bench) latency(ctx context.Context) ([]Result, error) {
+	perRun := 200
+	if b.quick {
+		perRun = 40
+	}
+	kf, hostsPath, err := b.startKubefwd("latency", "-n", "demo")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.stop()
+	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	kc, kcAddr, err := b.startKubectl("demo", "web", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer kc.stop()
+	var all [2][]float64
+	p50 := Result{Scenario: "4 new-connection latency, warm", Metric: "p50 ms", Goal: "≤ 1.0× kubectl"}
+	p99 := Result{Scenario: "4 new-connection latency, warm", Metric: "p99 ms", Goal: "reported"}
+	for range b.pairs {
+		for i, addr := range []string{kfAddr, kcAddr} {
+			var run []float64
+			for range perRun {
+				start := time.Now()
+				if _, err := get(addr, "/"); err != nil {
+					return nil, fmt.Errorf("request: %w", err)
+				}
+				run = append(run, float64(time.Since(start).Microseconds())/1000)
+			}
+			all[i] = append(all[i], run...)
+			if i == 0 {
+				p50.Kubefwd = append(p50.Kubefwd, percentile(run, 50))
+				p99.Kubefwd = append(p99.Kubefwd, percentile(run, 99))
+			} else {
+				p50.Kubectl = append(p50.Kubectl, percentile(run, 50))
+				p99.Kubectl = append(p99.Kubectl, percentile(run, 99))
+			}
+		}
+	}
+	p50.pair()
+	p99.pair()
+	p50.Pass = judged(p50.Ratio <= 1.0)
+	p50.Note = fmt.Sprintf("%d connections per tool; over all of them kubefwd p50 %.2f ms, p99 %.2f ms; kubectl p50 %.2f ms, p99 %.2f ms",
+		len(all[0]), percentile(all[0], 50), percentile(all[0], 99), percentile(all[1], 50), percentile(all[1], 99))
+	return []Result{p50, p99}, nil
+}
+
+// failover is scenario 6: a request every 10 ms while the pod serving them
+// is deleted.
+func (b *bench) failover(ctx context.Context) ([]Result, error) {
+	dur := 10 * time.Second
+	if b.quick {
+		dur = 4 * time.Second
+	}
+	fails := Result{Scenario: "6 failover (pod deleted)", Metric: "failed requests", Goal: "kubefwd 0"}
+	gap := Result{Scenario: "6 failover (pod deleted)", Metric: "longest gap ms", Goal: "reported"}
+	kf, hostsPath, err := b.startKubefwd("failover", "-n", "demo")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.stop()
+	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	for range b.pairs {
+		for i := range 2 {
+			if _, err := b.c.WaitServiceReady(ctx, "demo", "web", 2, 60*time.Second); err != nil {
+				return nil, err
+			}
+			addr := kfAddr
+			var kc *forwarder
+			if i == 1 {
+				// kubectl follows one pod; a new one per run, as a user would restart it.
+				if kc, addr, err = b.startKubectl("demo", "web", 0); err != nil {
+					return nil, err
+				}
+			}
+			f, g, err := b.failoverRun(ctx, addr, dur)
+			kc.stop()
+			if err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				fails.Kubefwd, gap.Kubefwd = append(fails.Kubefwd, f), append(gap.Kubefwd, g)
+			} else {
+				fails.Kubectl, gap.Kubectl = append(fails.Kubectl, f), append(gap.Kubectl, g)
+			}
+		}
+	}
+	ok := true
+	for _, f := range fails.Kubefwd {
+		ok = ok && f == 0
+	}
+	fails.Pass = judged(ok)
+	fails.Note = fmt.Sprintf("%s of requests at 10 ms intervals per run, each on a new connection; the pod that answered last is deleted after a third of it. kubectl port-forward follows a single pod, so it loses everything after that", dur)
+	return []Result{fails, gap}, nil
+}
+
+func (b *bench) failoverRun(ctx context.Context, addr string, dur time.Duration) (failures, longestGapMS float64, err error) {
+	var last atomic.Value
+	last.Store("")
+	deleted := make(chan error, 1)
+	go func() {
+		time.Sleep(dur / 3)
+		body, _ := last.Load().(string)
+		pod := strings.TrimPrefix(strings.Fields(body + " x")[0], "pod=demo/")
+		if pod == "" || pod == "x" {
+			deleted <- fmt.Errorf("no answer before the deletion")
+			return
+		}
+		deleted <- b.c.DeletePod(ctx, "demo", pod)
+	}()
+	start := time.Now()
+	lastOK := start
+	var longest time.Duration
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(start) < dur {
+		<-tick.C
+		body, err := get(addr, "/")
+		if err != nil {
+			failures++
+			continue
+		}
+		last.Store(body)
+		if g := time.Since(lastOK); g > longest {
+			longest = g
+		}
+		lastOK = time.Now()
+	}
+	if g := time.Since(lastOK); g > longest {
+		longest = g
+	}
+	if err := <-deleted; err != nil {
+		return 0, 0, err
+	}
+	return failures, float64(longest.Milliseconds()), nil
+}
+
+// outage is scenario 7: the apiserver stops for a while under steady
+// traffic; a web pod is deleted just before, so it is replaced while
+// kubefwd cannot watch.
+func (b *bench) outage(ctx context.Context) ([]Result, error) {
+	down := 10 * time.Second
+	runs := 3
+	if b.quick {
+		down, runs = 3*time.Second, 1
+	}
+	up := Result{Scenario: "7 API outage", Metric: "listener accepted during the outage (1 = yes)", Goal: "kubefwd 1"}
+	back := Result{Scenario: "7 API outage", Metric: "s from API back to a new connection answered", Goal: "≤ 5 s"}
+	kf, hostsPath, err := b.startKubefwd("outage", "-n", "demo")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.stop()
+	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	for range runs {
+		if _, err := b.c.WaitServiceReady(ctx, "demo", "web", 2, 60*time.Second); err != nil {
+			return nil, err
+		}
+		kc, kcAddr, err := b.startKubectl("demo", "web", 0)
+		if err != nil {
+			return nil, err
+		}
+		pods, err := b.c.Pods(ctx, "demo", "web")
+		if err != nil || len(pods) == 0 {
+			return nil, fmt.Errorf("web pods: %v", err)
+		}
+		if err := b.c.DeletePod(ctx, "demo", pods[0].Name); err != nil {
+			return nil, err
+		}
+		if err := b.c.StopAPIServer(ctx); err != nil {
+			return nil, err
+		}
+		time.Sleep(down / 2)
+		accepts := func(addr string) float64 {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return 0
+			}
+			c.Close()
+			return 1
+		}
+		up.Kubefwd = append(up.Kubefwd, accepts(kfAddr))
+		up.Kubectl = append(up.Kubectl, accepts(kcAddr))
+		time.Sleep(down - down/2)
+		if err := b.c.StartAPIServer(ctx); err != nil {
+			return nil, err
+		}
+		back0 := time.Now()
+		measure := func(addr string) float64 {
+			err := cluster.Poll(ctx, 60*time.Second, func(context.Context) (bool, error) {
+				_, err := get(addr, "/")
+				return err == nil, nil
+			})
+			if err != nil {
+				return -1
+			}
+			return time.Since(back0).Seconds()
+		}
+		back.Kubefwd = append(back.Kubefwd, measure(kfAddr))
+		kc.stop()
+	}
+	ok := true
+	for i := range up.Kubefwd {
+		ok = ok && up.Kubefwd[i] == 1 && back.Kubefwd[i] >= 0 && back.Kubefwd[i] <= 5
+	}
+	up.Pass = judged(ok)
+	back.Pass = judged(ok)
+	back.Note = fmt.Sprintf("the apiserver is stopped for %s, %d time(s), right after one of web's two pods is deleted; kubectl port-forward's listener is checked the same way (it exits when its stream breaks)", down, runs)
+	return []Result{up, back}, nil
+}
+
+// startup is scenario 5 and the cold half of 4: kubefwd against NxM
+// Services, from process start until every name is written and every
+// Service answers.
+func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold bool) ([]Result, error) {
+	if err := seed.Apply(ctx, b.c, spec); err != nil {
+		return nil, fmt.Errorf("seed %s: %w", spec, err)
+	}
+	total := spec.Namespaces * spec.ServicesPerNamespace
+	var nsArgs []string
+	for i := range spec.Namespaces {
+		nsArgs = append(nsArgs, "-n", fmt.Sprintf("scale%d", i))
+	}
+	label := fmt.Sprintf("%d Services in %d namespaces", total, spec.Namespaces)
+	secs := Result{Scenario: "5 startup, " + label, Metric: "s until every Service answers", Goal: "≤ 3 s"}
+	rss := Result{Scenario: "5 startup, " + label, Metric: "peak RSS MB", Goal: "≤ 80 MB"}
+	reqs := Result{Scenario: "5 startup, " + label, Metric: "API requests (list/watch/get)", Goal: "O(namespaces)"}
+	coldRes := Result{Scenario: "4 new-connection latency, cold", Metric: "p50 ms, 50 Services' first connection", Goal: "reported"}
+	for run := range runs {
+		before, err := apiserverRequests(ctx, b.c)
+		if err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		kf, hostsPath, err := b.startKubefwd(fmt.Sprintf("startup-%s-%d", strings.ReplaceAll(spec.String(), ":", "-"), run), nsArgs...)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, 0, total)
+		for i := range spec.Namespaces {
+			for j := range spec.ServicesPerNamespace {
+				names = append(names, fmt.Sprintf("s%d.scale%d", j, i))
+			}
+		}
+		addrs, err := waitAllNames(ctx, hostsPath, names, 120*time.Second)
+		if err != nil {
+			kf.stop()
+			return nil, fmt.Errorf("%w\n%s", err, kf.log.String())
+		}
+		if cold {
+			var lat []float64
+			for _, addr := range addrs[:min(50, len(addrs))] {
+				start := time.Now()
+				if _, err := get(addr, "/"); err != nil {
+					kf.stop()
+					return nil, fmt.Errorf("cold request: %w", err)
+				}
+				lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+			}
+			coldRes.Kubefwd = append(coldRes.Kubefwd, percentile(lat, 50))
+		}
+		if err := answerAll(ctx, addrs, 120*time.Second); err != nil {
+			kf.stop()
+			return nil, err
+		}
+		took := time.Since(t0)
+		time.Sleep(time.Second) // settled
+		hwm, _ := memKiB(kf.pid(), "VmHWM")
+		after, err := apiserverRequests(ctx, b.c)
+		if err != nil {
+			kf.stop()
+			return nil, err
+		}
+		kf.stop()
+		if !cold {
+			secs.Kubefwd = append(secs.Kubefwd, took.Seconds())
+		}
+		rss.Kubefwd = append(rss.Kubefwd, float64(hwm)/1024)
+		d := after.minus(before)
+		reqs.Kubefwd = append(reqs.Kubefwd, float64(d.total()))
+		if run == 0 {
+			reqs.Note = fmt.Sprintf("counted by the apiserver (apiserver_request_total) while kubefwd started, for the resources it reads: %s. Tunnels (pods/portforward) are one per pod by nature and not counted as API reads", d)
+			perService := d.get["services"] + d.get["endpointslices"]
+			reqs.Pass = judged(perService == 0 && d.watch["services"] <= spec.Namespaces+1 && d.watch["endpointslices"] <= spec.Namespaces+1)
+		}
+	}
+	if cold {
+		return []Result{coldRes}, nil
+	}
+	secs.Pass = judged(secs.KubefwdMedian() <= 3)
+	rss.Pass = judged(rss.KubefwdMedian() <= 80)
+	return []Result{secs, rss, reqs}, nil
+}
+
+// waitAllNames waits until the hosts file has every name and returns their
+// addresses (port 8080), in names' order.
+func waitAllNames(ctx context.Context, hostsPath string, names []string, timeout time.Duration) ([]string, error) {
+	var addrs []string
+	err := cluster.Poll(ctx, timeout, func(context.Context) (bool, error) {
+		data, err := os.ReadFile(hostsPath)
+		if err != nil {
+			return false, nil
+		}
+		idx := hostsIndex(string(data))
+		addrs = addrs[:0]
+		for _, n := range names {
+			ip, ok := idx[n]
+			if !ok {
+				return false, nil
+			}
+			addrs = append(addrs, net.JoinHostPort(ip, "8080"))
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("not every name reached the hosts file: %w", err)
+	}
+	return addrs, nil
+}
+
+func hostsIndex(content string) map[string]string {
+	idx := map[string]string{}
+	for _, line := range strings.Split(content, "\n") {
+		f := strings.Fields(line)
+		for _, n := range f[min(1, len(f)):] {
+			idx[n] = f[0]
+		}
+	}
+	return idx
+}
+
+// answerAll makes every address answer once, 32 at a time, retrying each
+// until it does.
+func answerAll(ctx context.Context, addrs []string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var g errgroup.Group
+	g.SetLimit(32)
+	var mu sync.Mutex
+	var lastErr error
+	for _, addr := range addrs {
+		g.Go(func() error {
+			for {
+				_, err := get(addr, "/")
+				if err == nil {
+					return nil
+				}
+				mu.Lock()
+				lastErr = err
+				mu.Unlock()
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("%s never answered: %v", addr, lastErr)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
+	return g.Wait()
+}
