@@ -40,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	results := fs.String("results", filepath.Join("bench", "results"), "directory for the raw numbers (JSON)")
 	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage (default all)")
 	profile := fs.String("profile-dir", "", "write kubefwd's CPU and allocation profiles for each scenario under this directory")
+	scales := fs.String("scales", "", "startup scales, small and large, as NxM,NxM (default 5x100,10x300; 2x10,3x20 with --quick)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,14 +72,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runBench(ctx, stdout, stderr, *quick, *pairs, *out, *results, *profile, want); err != nil {
+	var specs []seed.Spec
+	if *scales != "" {
+		for _, s := range strings.Split(*scales, ",") {
+			spec, err := seed.Parse("scale:" + strings.TrimSpace(s))
+			if err != nil {
+				fmt.Fprintf(stderr, "bench: --scales: %v\n", err)
+				return 2
+			}
+			specs = append(specs, spec)
+		}
+		if len(specs) != 2 {
+			fmt.Fprintln(stderr, "bench: --scales wants two scales, small and large, e.g. 5x100,10x300")
+			return 2
+		}
+	}
+	if err := runBench(ctx, stdout, stderr, *quick, *pairs, *out, *results, *profile, want, specs); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int, out, resultsDir, profile string, want map[string]bool) error {
+func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int, out, resultsDir, profile string, want map[string]bool, specs []seed.Spec) error {
 	started := time.Now()
 	dir, err := os.MkdirTemp("", "kubefwd-bench-")
 	if err != nil {
@@ -117,6 +133,9 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 		small, large = seed.Spec{Name: "scale", Namespaces: 2, ServicesPerNamespace: 10}, seed.Spec{Name: "scale", Namespaces: 3, ServicesPerNamespace: 20}
 		startupRuns = 1
 	}
+	if len(specs) == 2 {
+		small, large = specs[0], specs[1]
+	}
 	type step struct {
 		name string
 		run  func(context.Context) ([]Result, error)
@@ -131,7 +150,7 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 				spec seed.Spec
 				runs int
 				cold bool
-			}{{small, 1, true}, {small, startupRuns, false}, {large, 1, false}} {
+			}{{small, 1, true}, {small, startupRuns, false}, {large, 1, true}, {large, 1, false}} {
 				fmt.Fprintf(logw, "bench: startup with %s (cold connections: %v)\n", s.spec, s.cold)
 				r, err := b.startup(ctx, s.spec, s.runs, s.cold)
 				if err != nil {
@@ -159,6 +178,9 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 	}
 
 	env := environment(ctx, c, kubefwd, b.kubectl, quick, pairs)
+	if !quick && (len(want) > 0 || len(specs) > 0) {
+		env.Mode = "partial" // some scenarios or other scales: not a report
+	}
 	env.Duration = time.Since(started).Round(time.Second).String()
 	report := Markdown(env, results, nil)
 	fmt.Fprint(stdout, report)
@@ -177,7 +199,7 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 		return err
 	}
 	fmt.Fprintf(logw, "bench: raw numbers in %s\n", name)
-	if !quick && len(want) == 0 {
+	if !quick && len(want) == 0 && len(specs) == 0 {
 		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 			return err
 		}

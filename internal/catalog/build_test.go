@@ -120,3 +120,26 @@ func TestBuildHeadless(t *testing.T) {
 		t.Errorf("the service name balances over ready pods only: %+v", got.Ports[0])
 	}
 }
+
+func TestSlimKeepsOnlyWhatIsRead(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{
+		Name: "web", Namespace: "demo", Labels: map[string]string{"app": "web"},
+		Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"big":"object"}`},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}, Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.1"}}
+	got, err := slim(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := got.(*corev1.Service)
+	if s.Annotations != nil || s.ManagedFields != nil {
+		t.Errorf("kept annotations %v, managed fields %v", s.Annotations, s.ManagedFields)
+	}
+	if s.Labels["app"] != "web" || s.Spec.ClusterIP != "10.0.0.1" || s.Name != "web" {
+		t.Errorf("dropped what is read: %+v", s)
+	}
+	// Tombstones and anything else pass through untouched.
+	if got, _ := slim("other"); got != "other" {
+		t.Errorf("slim(other) = %v", got)
+	}
+}

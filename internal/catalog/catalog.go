@@ -90,15 +90,29 @@ func New(opts Options, onChange func(Key)) (*Catalog, error) {
 	return c, nil
 }
 
+// slim drops what kubefwd never reads before an object enters the cache:
+// managed fields and annotations (kubectl's last-applied-configuration
+// alone repeats the whole object). With thousands of Services and
+// EndpointSlices they are most of the informers' memory. Labels stay: the
+// EndpointSlice's service-name label is how slices find their Service.
+func slim(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+		m.SetAnnotations(nil)
+	}
+	return obj, nil
+}
+
 func (c *Catalog) newWatch(ns string) (*watch, error) {
 	w := &watch{namespace: ns, settled: make(chan struct{})}
 	svcFactory := informers.NewSharedInformerFactoryWithOptions(c.opts.Client, 0,
 		informers.WithNamespace(ns),
+		informers.WithTransform(slim),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.LabelSelector = c.opts.LabelSelector
 			o.FieldSelector = c.opts.FieldSelector
 		}))
-	sliceFactory := informers.NewSharedInformerFactoryWithOptions(c.opts.Client, 0, informers.WithNamespace(ns))
+	sliceFactory := informers.NewSharedInformerFactoryWithOptions(c.opts.Client, 0, informers.WithNamespace(ns), informers.WithTransform(slim))
 	w.factories = []informers.SharedInformerFactory{svcFactory, sliceFactory}
 	w.services = svcFactory.Core().V1().Services().Informer()
 	w.slices = sliceFactory.Discovery().V1().EndpointSlices().Informer()

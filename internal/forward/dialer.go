@@ -7,6 +7,7 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	httpstreamspdy "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -48,19 +50,29 @@ type DialerOptions struct {
 
 // Dialer opens tunnels to pods of one cluster.
 type Dialer struct {
-	config     *rest.Config
-	client     rest.Interface
-	transport  http.RoundTripper
-	upgrader   spdy.Upgrader
+	config *rest.Config
+	client rest.Interface
+	// tls is shared by every SPDY tunnel, and with it a TLS session cache:
+	// tunnels after the first resume the session instead of a full
+	// handshake (no certificate checks, no client-key signature).
+	tls        *tls.Config
+	proxy      func(*http.Request) (*url.URL, error)
 	timeout    time.Duration
 	websockets bool
 }
 
 // NewDialer prepares a Dialer for the cluster that config points at.
 func NewDialer(config *rest.Config, opts DialerOptions) (*Dialer, error) {
-	transport, upgrader, err := spdy.RoundTripperFor(config)
+	tlsConfig, err := rest.TLSConfigFor(config)
 	if err != nil {
 		return nil, fmt.Errorf("port-forward transport: %w", err)
+	}
+	if tlsConfig != nil {
+		tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	}
+	proxy := http.ProxyFromEnvironment
+	if config.Proxy != nil {
+		proxy = config.Proxy
 	}
 	core, err := corev1client.NewForConfig(config)
 	if err != nil {
@@ -76,7 +88,7 @@ func NewDialer(config *rest.Config, opts DialerOptions) (*Dialer, error) {
 			websockets = false
 		}
 	}
-	return &Dialer{config: config, client: core.RESTClient(), transport: transport, upgrader: upgrader, timeout: timeout, websockets: websockets}, nil
+	return &Dialer{config: config, client: core.RESTClient(), tls: tlsConfig, proxy: proxy, timeout: timeout, websockets: websockets}, nil
 }
 
 // URL is the portforward subresource of a pod.
@@ -84,11 +96,32 @@ func (d *Dialer) URL(pod Pod) *url.URL {
 	return d.client.Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
 }
 
+// spdyDialer upgrades to SPDY. Each tunnel needs its own round tripper:
+// client-go's keeps the connection of its last round trip for the upgrade
+// that follows, so one shared by concurrent dials could hand a tunnel
+// another pod's connection.
+func (d *Dialer) spdyDialer(u *url.URL) (streamhttp.Dialer, error) {
+	upgrader, err := httpstreamspdy.NewRoundTripperWithConfig(httpstreamspdy.RoundTripperConfig{
+		TLS: d.tls, Proxier: d.proxy, PingPeriod: 5 * time.Second,
+	})
+	if err != nil {
+		return nil, err
+	}
+	wrapper, err := rest.HTTPWrappersForConfig(d.config, upgrader)
+	if err != nil {
+		return nil, err
+	}
+	return spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: wrapper}, http.MethodPost, u), nil
+}
+
 // Dial opens a tunnel to pod: SPDY over WebSocket first, plain SPDY when the
 // server (or a proxy on the way) cannot upgrade to WebSocket, as kubectl does.
 func (d *Dialer) Dial(ctx context.Context, pod Pod) (*Tunnel, error) {
 	u := d.URL(pod)
-	var dialer streamhttp.Dialer = spdy.NewDialerForStreaming(d.upgrader, &http.Client{Transport: d.transport}, http.MethodPost, u)
+	dialer, err := d.spdyDialer(u)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel to pod %s: %w", pod, err)
+	}
 	protocol := ProtocolSPDY
 	if d.websockets {
 		ws, err := portforward.NewSPDYOverWebsocketDialerForStreaming(u, d.config)

@@ -195,3 +195,40 @@ func TestDialMissingPod(t *testing.T) {
 		t.Fatalf("err = %v, want one naming the pod", err)
 	}
 }
+
+// One Dialer dialing many pods at once over SPDY gives each tunnel its own
+// pod's connection (client-go's SPDY round tripper keeps the connection of
+// its last round trip, so a shared one crosses them).
+func TestConcurrentSPDYDials(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "spdy-many", "web", 6)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{DisableWebSockets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make(chan error, len(pods))
+		for _, name := range pods {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tun, err := d.Dial(t.Context(), forward.Pod{Namespace: "spdy-many", Name: name})
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer tun.Close()
+				body, err := get(t.Context(), tun, 8080, "/")
+				if err != nil || !strings.HasPrefix(body, "pod=spdy-many/"+name+" ") {
+					errs <- fmt.Errorf("round %d: tunnel to %s answered %q, %v", round, name, body, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+}

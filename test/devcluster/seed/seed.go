@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -178,12 +179,17 @@ func scale(ctx context.Context, c *cluster.Cluster, namespaces, services int) er
 		for j := range services {
 			name := fmt.Sprintf("s%d", j)
 			want = append(want, readiness{ns, name, 1})
+			// Already there (a smaller scale seeded before) is fine: scale
+			// seeds grow into each other, as the benchmarks use them.
 			g.Go(func() error {
-				if _, err := c.CreateDeployment(gctx, ns, name, 1, cluster.ContainerPort("http", 8080)); err != nil {
+				if _, err := c.CreateDeployment(gctx, ns, name, 1, cluster.ContainerPort("http", 8080)); err != nil && !apierrors.IsAlreadyExists(err) {
 					return err
 				}
 				_, err := c.CreateService(gctx, cluster.ServiceSpec{Namespace: ns, Name: name, Selector: name,
 					Ports: []corev1.ServicePort{cluster.ServicePort("http", 8080, intstr.FromInt32(8080))}})
+				if apierrors.IsAlreadyExists(err) {
+					return nil
+				}
 				return err
 			})
 		}
