@@ -40,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	results := fs.String("results", filepath.Join("bench", "results"), "directory for the raw numbers (JSON)")
 	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage (default all)")
 	profile := fs.String("profile-dir", "", "write kubefwd's CPU and allocation profiles for each scenario under this directory")
+	render := fs.String("render", "", "only write the report again from a results JSON file (after changing the report's text)")
 	scales := fs.String("scales", "", "startup scales, small and large, as NxM,NxM (default 5x100,10x300; 2x10,3x20 with --quick)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -57,6 +58,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *pairs < 1 {
 		fmt.Fprintln(stderr, "bench: --pairs must be at least 1")
 		return 2
+	}
+	if *render != "" {
+		if err := rerender(*render, *out); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
@@ -144,6 +152,8 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 		{"throughput", b.throughput},
 		{"latency", b.latency},
 		{"failover", b.failover},
+		// Before startup, whose thousands of Services slow the cluster down.
+		{"outage", b.outage},
 		{"startup", func(ctx context.Context) ([]Result, error) {
 			var all []Result
 			for _, s := range []struct {
@@ -160,9 +170,11 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 			}
 			return all, nil
 		}},
-		{"outage", b.outage}, // last: it stops the apiserver
 	}
+	// A scenario that cannot run is a row in the report, not the end of
+	// the run: the others' numbers are still worth having.
 	var results []Result
+	var failed []string
 	for _, s := range steps {
 		if len(want) > 0 && !want[s.name] {
 			continue
@@ -171,7 +183,13 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 		t0 := time.Now()
 		r, err := s.run(ctx)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(logw, "bench: %s failed: %v\n", s.name, err)
+			failed = append(failed, s.name)
+			results = append(results, Result{Scenario: s.name, Metric: "could not run", Goal: "runs", Pass: judged(false), Note: strings.ReplaceAll(err.Error(), "\n", " ")})
+			continue
 		}
 		fmt.Fprintf(logw, "bench: %s done in %s\n", s.name, time.Since(t0).Round(time.Second))
 		results = append(results, r...)
@@ -182,7 +200,7 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 		env.Mode = "partial" // some scenarios or other scales: not a report
 	}
 	env.Duration = time.Since(started).Round(time.Second).String()
-	report := Markdown(env, results, nil)
+	report := Markdown(env, results, explain(results))
 	fmt.Fprint(stdout, report)
 	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
 		return err
@@ -204,6 +222,9 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 			return err
 		}
 		fmt.Fprintf(logw, "bench: report in %s\n", out)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("scenarios that could not run: %s", strings.Join(failed, ", "))
 	}
 	return nil
 }
@@ -239,4 +260,20 @@ func environment(ctx context.Context, c *cluster.Cluster, kubefwd, kubectl strin
 		env.Kubernetes = v.GitVersion
 	}
 	return env
+}
+
+// rerender writes the report again from saved numbers.
+func rerender(results, out string) error {
+	data, err := os.ReadFile(results)
+	if err != nil {
+		return err
+	}
+	var saved struct {
+		Environment Environment `json:"environment"`
+		Results     []Result    `json:"results"`
+	}
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return fmt.Errorf("%s: %w", results, err)
+	}
+	return os.WriteFile(out, []byte(Markdown(saved.Environment, saved.Results, explain(saved.Results))), 0o644)
 }
