@@ -195,6 +195,13 @@ func (c *Cluster) create(ctx context.Context) error {
 		"--disable-qps-limits",
 		"--extra-args", "kube-apiserver=service-cluster-ip-range=" + ServiceCIDR,
 		"--extra-args", "kube-controller-manager=service-cluster-ip-range=" + ServiceCIDR,
+		// One of each, so no leader election: with it, an apiserver outage
+		// longer than the lease's renew deadline (10 s) makes the
+		// controller-manager and scheduler exit, and nothing replaces or
+		// schedules pods again (kwokctl's binary runtime does not restart
+		// them).
+		"--extra-args", "kube-controller-manager=leader-elect=false",
+		"--extra-args", "kube-scheduler=leader-elect=false",
 		"--quiet-pull",
 		"--wait", "2m",
 	}
