@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,6 +44,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	render := fs.String("render", "", "only write the report again from a results JSON file (after changing the report's text)")
 	scales := fs.String("scales", "", "startup scales, small and large, as NxM,NxM (default 5x100,10x300; 2x10,3x20 with --quick)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
