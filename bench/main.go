@@ -137,7 +137,7 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 	if err := seed.Apply(ctx, c, seed.Spec{Name: "demo"}); err != nil {
 		return fmt.Errorf("seed demo: %w", err)
 	}
-	b := &bench{c: c, kubefwd: kubefwd, kubectl: c.Binaries.Path("kubectl"), dir: dir, quick: quick, pairs: pairs, log: logw, profile: profile}
+	b := &bench{c: c, kubefwd: kubefwd, kubectl: c.Binaries.Path("kubectl"), dir: dir, quick: quick, pairs: pairs, profile: profile}
 
 	small, large := seed.Spec{Name: "scale", Namespaces: 5, ServicesPerNamespace: 100}, seed.Spec{Name: "scale", Namespaces: 10, ServicesPerNamespace: 300}
 	startupRuns := 3

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
@@ -73,7 +72,6 @@ type bench struct {
 	dir     string // scratch
 	quick   bool
 	pairs   int
-	log     io.Writer
 	profile string // directory for pprof profiles, "" for none
 }
 
@@ -95,6 +93,21 @@ func (b *bench) startKubefwd(tag string, extra ...string) (*forwarder, string, e
 	}
 	f, err := start("kubefwd", b.kubefwd, args...)
 	return f, hostsPath, err
+}
+
+// kubefwdWeb runs kubefwd on the demo namespace and returns it with web's
+// address, once web answers through it.
+func (b *bench) kubefwdWeb(ctx context.Context, tag string) (*forwarder, string, error) {
+	kf, hostsPath, err := b.startKubefwd(tag, "-n", "demo")
+	if err != nil {
+		return nil, "", err
+	}
+	addr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
+	if err != nil {
+		kf.stop()
+		return nil, "", err
+	}
+	return kf, addr, nil
 }
 
 var forwardingFrom = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) ->`)
@@ -233,5 +246,3 @@ func memKiB(pid int, field string) (int, error) {
 	}
 	return 0, fmt.Errorf("no %s", field)
 }
-
-func isDown(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

@@ -27,15 +27,11 @@ func (b *bench) throughput(ctx context.Context) ([]Result, error) {
 	if b.quick {
 		size = 64 * mib
 	}
-	kf, hostsPath, err := b.startKubefwd("throughput", "-n", "demo")
+	kf, kfAddr, err := b.kubefwdWeb(ctx, "throughput")
 	if err != nil {
 		return nil, err
 	}
 	defer kf.stop()
-	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	kc, kcAddr, err := b.startKubectl("demo", "web", 80)
 	if err != nil {
 		return nil, err
@@ -158,15 +154,11 @@ func (b *bench) latency(ctx context.Context) ([]Result, error) {
 	if b.quick {
 		perRun = 40
 	}
-	kf, hostsPath, err := b.startKubefwd("latency", "-n", "demo")
+	kf, kfAddr, err := b.kubefwdWeb(ctx, "latency")
 	if err != nil {
 		return nil, err
 	}
 	defer kf.stop()
-	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	kc, kcAddr, err := b.startKubectl("demo", "web", 80)
 	if err != nil {
 		return nil, err
@@ -212,15 +204,11 @@ func (b *bench) failover(ctx context.Context) ([]Result, error) {
 	}
 	fails := Result{Scenario: "6 failover (pod deleted)", Metric: "failed requests", Goal: "kubefwd 0"}
 	gap := Result{Scenario: "6 failover (pod deleted)", Metric: "longest gap ms", Goal: "reported"}
-	kf, hostsPath, err := b.startKubefwd("failover", "-n", "demo")
+	kf, kfAddr, err := b.kubefwdWeb(ctx, "failover")
 	if err != nil {
 		return nil, err
 	}
 	defer kf.stop()
-	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	for range b.pairs {
 		for i := range 2 {
 			if _, err := b.c.WaitServiceReady(ctx, "demo", "web", 2, 2*time.Minute); err != nil {
@@ -307,15 +295,11 @@ func (b *bench) outage(ctx context.Context) ([]Result, error) {
 	}
 	up := Result{Scenario: "7 API outage", Metric: "listener accepted during the outage (1 = yes)", Goal: "kubefwd 1"}
 	back := Result{Scenario: "7 API outage", Metric: "s from API back to a new connection answered", Goal: "≤ 5 s"}
-	kf, hostsPath, err := b.startKubefwd("outage", "-n", "demo")
+	kf, kfAddr, err := b.kubefwdWeb(ctx, "outage")
 	if err != nil {
 		return nil, err
 	}
 	defer kf.stop()
-	kfAddr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
-	if err != nil {
-		return nil, err
-	}
 	for range runs {
 		if _, err := b.c.WaitServiceReady(ctx, "demo", "web", 2, 2*time.Minute); err != nil {
 			return nil, err
