@@ -142,7 +142,7 @@ func newHelperStatusCommand(streams Streams) *cobra.Command {
 			who := userLabel(info.UID)
 			if !info.Allowed {
 				fmt.Fprintf(streams.Out, "you:         %s, not allowed\n", who)
-				return PrivilegeError{fmt.Errorf("the helper does not allow %s; allow it with: sudo kubefwd helper install --allow-user %s", who, userNameOf(info.UID))}
+				return PrivilegeError{fmt.Errorf("the helper does not allow %s; allow it with: sudo kubefwd helper install --allow-user %s", who, helper.UserName(info.UID))}
 			}
 			fmt.Fprintf(streams.Out, "you:         %s, allowed: kubefwd svc uses the helper when run without sudo\n", who)
 			return nil
@@ -182,14 +182,7 @@ func allowedUIDs(names []string) ([]int, error) {
 	return uids, nil
 }
 
-func userNameOf(uid int) string {
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		return u.Username
-	}
-	return strconv.Itoa(uid)
-}
-
-func userLabel(uid int) string { return fmt.Sprintf("%s (uid %d)", userNameOf(uid), uid) }
+func userLabel(uid int) string { return fmt.Sprintf("%s (uid %d)", helper.UserName(uid), uid) }
 
 func commandLog(streams Streams) *slog.Logger {
 	if streams.Log != nil {

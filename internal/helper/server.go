@@ -191,7 +191,7 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 	}
 	if !s.admit(c, cred.UID) {
 		s.Log.Warn("refused a connection: too many open", "uid", cred.UID)
-		writeResponse(c, Response{Error: "too many connections to the helper"}, -1)
+		writeResponse(c, Response{Error: "too many connections to the helper"}, nil)
 		return
 	}
 	sess := &session{cred: cred, allowed: slices.Contains(s.Allow, cred.UID), aliases: map[netip.Addr]bool{}}
@@ -208,19 +208,19 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 		if err != nil {
 			if ctx.Err() == nil && !isClosed(err) {
 				s.Log.Warn("closing a client connection", "uid", cred.UID, "pid", cred.PID, "err", err)
-				writeResponse(c, Response{Error: err.Error()}, -1)
+				writeResponse(c, Response{Error: err.Error()}, nil)
 			}
 			return
 		}
 		req, err := decodeRequest(line)
 		if err != nil {
-			writeResponse(c, Response{Error: err.Error()}, -1)
+			writeResponse(c, Response{Error: err.Error()}, nil)
 			continue
 		}
-		resp, fd, fatal := s.serve(ctx, sess, req)
-		err = writeResponse(c, resp, fd)
-		if fd >= 0 {
-			syscall.Close(fd)
+		resp, ln, fatal := s.serve(ctx, sess, req)
+		err = writeResponse(c, resp, ln)
+		if ln != nil {
+			ln.Close() // the client has its own descriptor now
 		}
 		// A user not allowed gets one answer (info, or why not) and no
 		// connection to hold on to.
@@ -274,37 +274,36 @@ func (s *Server) end(sess *session, c net.Conn) {
 	s.mu.Unlock()
 }
 
-// serve answers one request. fd, when not -1, is a socket to pass along
-// (the caller closes it); fatal ends the session.
-func (s *Server) serve(ctx context.Context, sess *session, req Request) (resp Response, fd int, fatal bool) {
-	fd = -1
+// serve answers one request. ln, when not nil, is a listening socket to
+// pass along (the caller closes it); fatal ends the session.
+func (s *Server) serve(ctx context.Context, sess *session, req Request) (resp Response, ln *os.File, fatal bool) {
 	resp.UID = sess.cred.UID
 	if req.Op == OpInfo {
 		resp.OK, resp.Allowed, resp.Version, resp.HostsPath = true, sess.allowed, s.Version, s.HostsPath
-		return resp, fd, false
+		return resp, nil, false
 	}
 	if !sess.allowed {
 		resp.NotAllowed = true
 		resp.Error = fmt.Sprintf("user %s is not allowed to use this kubefwd helper; "+
-			"root can allow it with: sudo kubefwd helper install --allow-user %s", userName(sess.cred.UID), userName(sess.cred.UID))
-		return resp, fd, true
+			"root can allow it with: sudo kubefwd helper install --allow-user %s", UserName(sess.cred.UID), UserName(sess.cred.UID))
+		return resp, nil, true
 	}
 	if req.Op == OpHello {
 		if sess.file != nil {
 			resp.Error = "hello: this connection already has a session"
-			return resp, fd, false
+			return resp, nil, false
 		}
-		return s.hello(sess, req), fd, false
+		return s.hello(sess, req), nil, false
 	}
 	if sess.file == nil {
 		resp.Error = fmt.Sprintf("%q before hello: start the session first", clip(req.Op))
-		return resp, fd, false
+		return resp, nil, false
 	}
 	var err error
 	switch req.Op {
 	case OpPing:
 	case OpListen:
-		fd, err = s.listen(ctx, req)
+		ln, err = s.listen(ctx, req)
 	case OpHosts:
 		resp.Skipped, err = s.hosts(sess, req.Entries)
 	case OpAlias:
@@ -314,10 +313,10 @@ func (s *Server) serve(ctx context.Context, sess *session, req Request) (resp Re
 	}
 	if err != nil {
 		resp.Error = err.Error()
-		return resp, -1, false
+		return resp, nil, false
 	}
 	resp.OK = true
-	return resp, fd, false
+	return resp, ln, false
 }
 
 // hello starts a session: its hosts block is named after the user and the
@@ -353,34 +352,22 @@ func (s *Server) hello(sess *session, req Request) Response {
 
 // listen binds a TCP listener on a checked loopback address and returns a
 // duplicate of its descriptor to pass to the client.
-func (s *Server) listen(ctx context.Context, req Request) (int, error) {
+func (s *Server) listen(ctx context.Context, req Request) (*os.File, error) {
 	addr, err := CheckAddr(req.Addr)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
 	if err := CheckPort(req.Port); err != nil {
-		return -1, err
+		return nil, err
 	}
 	ap := netip.AddrPortFrom(addr, uint16(req.Port))
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp4", ap.String())
 	if err != nil {
-		return -1, fmt.Errorf("cannot listen on %s: %w", ap, errors.Unwrap(err))
+		return nil, fmt.Errorf("cannot listen on %s: %w", ap, errors.Unwrap(err))
 	}
 	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		return -1, err
-	}
-	// f's descriptor is ours to pass; detach it from f so that closing f
-	// later cannot close it twice.
-	fd, err := syscall.Dup(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		return -1, err
-	}
-	syscall.CloseOnExec(fd)
-	return fd, nil
+	return ln.(*net.TCPListener).File()
 }
 
 // hosts replaces the session's block with entries, all checked first: one
@@ -452,8 +439,9 @@ func (s *Server) releaseAlias(addr netip.Addr) {
 	}
 }
 
-// writeResponse sends one answer line, with fd attached when not -1.
-func writeResponse(c *net.UnixConn, resp Response, fd int) error {
+// writeResponse sends one answer line, with ln's descriptor attached when
+// ln is not nil.
+func writeResponse(c *net.UnixConn, resp Response, ln *os.File) error {
 	data, err := json.Marshal(resp)
 	if err != nil {
 		return err
@@ -461,14 +449,15 @@ func writeResponse(c *net.UnixConn, resp Response, fd int) error {
 	data = append(data, '\n')
 	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	var oob []byte
-	if fd >= 0 {
-		oob = syscall.UnixRights(fd)
+	if ln != nil {
+		oob = syscall.UnixRights(int(ln.Fd()))
 	}
 	_, _, err = c.WriteMsgUnix(data, oob, nil)
 	return err
 }
 
-func userName(uid int) string {
+// UserName is uid's login name, or the number when it has none.
+func UserName(uid int) string {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		return u.Username
 	}
