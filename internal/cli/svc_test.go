@@ -77,6 +77,7 @@ func TestSvcBadInput(t *testing.T) {
 		{[]string{"--namespaces-file", badNamespaces, "-n", "x"}, ExitUsage, "--namespaces-file cannot be combined"},
 		{[]string{"--idle", "-A"}, ExitUsage, "--idle starts with no namespace"},
 		{[]string{"--instance", "My Instance"}, ExitUsage, `--instance "My Instance"`},
+		{[]string{"--helper", "maybe"}, ExitUsage, `--helper "maybe": want auto, always or never`},
 		{[]string{"--idle"}, ExitNoCluster, "cannot reach the API server"},
 		{[]string{"--hosts-path", filepath.Join(dir, "no", "hosts")}, ExitUsage, "--hosts-path"},
 		{[]string{"-c", brokenKubeconfig}, ExitUsage, "cannot read kubeconfig"},
