@@ -36,7 +36,7 @@ type AddressAliases interface {
 
 // HostsWriter keeps this instance's hosts entries.
 type HostsWriter interface {
-	Apply(entries []hosts.Entry) (skipped []string, err error)
+	Apply(entries []hosts.Entry) (skipped []hosts.Skipped, err error)
 	Remove() error
 }
 

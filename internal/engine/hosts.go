@@ -57,7 +57,7 @@ func (e *Engine) hostsEntries() []hosts.Entry {
 
 // writeHosts applies the desired entries, batching bursts of changes.
 func (e *Engine) writeHosts(ctx context.Context) {
-	var reportedSkips []string
+	var reportedSkips []hosts.Skipped
 	for {
 		select {
 		case <-ctx.Done():
@@ -77,10 +77,10 @@ func (e *Engine) writeHosts(ctx context.Context) {
 			e.log.Error("cannot update the hosts file", "err", err)
 			continue
 		}
-		for _, n := range skipped {
-			if !slices.Contains(reportedSkips, n) {
-				reportedSkips = append(reportedSkips, n)
-				e.log.Warn("the hosts file already maps this name; leaving it to your entry", "name", n)
+		for _, s := range skipped {
+			if !slices.Contains(reportedSkips, s) {
+				reportedSkips = append(reportedSkips, s)
+				e.log.Warn("name not written to the hosts file", "name", s.Name, "reason", s.Reason)
 			}
 		}
 	}

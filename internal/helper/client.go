@@ -145,7 +145,7 @@ func (c *Client) Listen(addr netip.AddrPort) (net.Listener, error) {
 }
 
 // Apply makes this instance's hosts block hold exactly entries.
-func (c *Client) Apply(entries []hosts.Entry) ([]string, error) {
+func (c *Client) Apply(entries []hosts.Entry) ([]hosts.Skipped, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries = entries

@@ -21,6 +21,8 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+
+	"github.com/kubefwd/kubefwd/internal/hosts"
 )
 
 // Operations.
@@ -73,8 +75,9 @@ type Response struct {
 	NotAllowed bool   `json:"notAllowed,omitempty"`
 	HostsPath  string `json:"hostsPath,omitempty"`
 	Block      string `json:"block,omitempty"`
-	// hosts: names the file's own lines already map, left to them.
-	Skipped []string `json:"skipped,omitempty"`
+	// hosts: names left out of the block, each with why (the file's own
+	// lines map it, or the helper's policy refuses it).
+	Skipped []hosts.Skipped `json:"skipped,omitempty"`
 }
 
 // readLine reads one newline-terminated message of at most max bytes

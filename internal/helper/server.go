@@ -372,7 +372,7 @@ func (s *Server) listen(ctx context.Context, req Request) (*os.File, error) {
 
 // hosts replaces the session's block with entries, all checked first: one
 // bad entry refuses the whole request and nothing changes.
-func (s *Server) hosts(sess *session, in []Entry) ([]string, error) {
+func (s *Server) hosts(sess *session, in []Entry) ([]hosts.Skipped, error) {
 	if len(in) > MaxEntries {
 		return nil, fmt.Errorf("%d hosts entries: at most %d per client", len(in), MaxEntries)
 	}

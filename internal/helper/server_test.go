@@ -188,7 +188,7 @@ func TestHostsBlockFollowsTheSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(skipped) != 1 || skipped[0] != "mine" {
+	if len(skipped) != 1 || skipped[0].Name != "mine" {
 		t.Errorf("skipped %v, want the user's own name 'mine'", skipped)
 	}
 	got := h.hosts(t)

@@ -39,7 +39,7 @@ type File struct {
 
 // Apply makes the block hold exactly entries. It returns the names left out
 // because the user's own lines map them.
-func (f *File) Apply(entries []Entry) (skipped []string, err error) {
+func (f *File) Apply(entries []Entry) (skipped []Skipped, err error) {
 	err = f.update(func(old []byte) []byte {
 		var out []byte
 		out, skipped = Render(old, f.Block, entries)

@@ -17,6 +17,15 @@ type Entry struct {
 	Names []string
 }
 
+// Skipped is a name left out of the block, and why.
+type Skipped struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// ReasonUserEntry is why a name the file's own lines map is left out.
+const ReasonUserEntry = "the hosts file already maps it; your own entry wins"
+
 // Block identifies an instance's block.
 type Block struct {
 	// ID is unique per running instance.
@@ -56,7 +65,7 @@ func (b Block) end() string { return endPrefix + b.ID }
 // entries (the block is removed when entries is empty). Names that the file
 // already maps outside any kubefwd block are the user's: they are left out
 // of the block and returned in skipped.
-func Render(old []byte, block Block, entries []Entry) (out []byte, skipped []string) {
+func Render(old []byte, block Block, entries []Entry) (out []byte, skipped []Skipped) {
 	rest := Remove(old, block)
 	// Line endings follow the rest of the file (which our block never
 	// changes, so the choice is stable).
@@ -73,8 +82,8 @@ func Render(old []byte, block Block, entries []Entry) (out []byte, skipped []str
 				continue // would corrupt the file; callers pass DNS names
 			}
 			if user[strings.ToLower(n)] {
-				if !slices.Contains(skipped, n) {
-					skipped = append(skipped, n)
+				if !slices.ContainsFunc(skipped, func(s Skipped) bool { return s.Name == n }) {
+					skipped = append(skipped, Skipped{Name: n, Reason: ReasonUserEntry})
 				}
 				continue
 			}

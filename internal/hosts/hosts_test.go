@@ -56,7 +56,7 @@ func TestUserEntriesWin(t *testing.T) {
 		{Addr: netip.MustParseAddr("127.1.27.2"), Names: []string{"web"}},
 	})
 	want := old + "# kubefwd begin a1b2 pid=42\n127.1.27.1 api.demo\n127.1.27.2 web\n# kubefwd end a1b2\n"
-	if string(got) != want || !slices.Equal(skipped, []string{"api"}) {
+	if string(got) != want || !slices.Equal(skipped, []Skipped{{Name: "api", Reason: ReasonUserEntry}}) {
 		t.Fatalf("got %q skipped %v", got, skipped)
 	}
 }
