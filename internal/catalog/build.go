@@ -82,6 +82,7 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 		}
 		return out
 	}
+	wanted := out.assignLocal(tcp, mapping)
 
 	// Endpoints by Service port name, and the pods seen (ready or not).
 	type podInfo struct {
@@ -91,6 +92,7 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 	}
 	pods := map[string]*podInfo{} // by pod name
 	ready := map[string][]forward.Endpoint{}
+	badTarget := map[string]int32{} // Service port name → a target port no pod can have
 	for _, es := range endpointSlices {
 		if es.AddressType == discoveryv1.AddressTypeFQDN {
 			continue
@@ -125,6 +127,11 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 				if sp.Name != nil {
 					name = *sp.Name
 				}
+				if !ValidPort(*sp.Port) {
+					// The apiserver does not check EndpointSlice ports.
+					badTarget[name] = *sp.Port
+					continue
+				}
 				pi.ports[name] = *sp.Port
 				if isReady {
 					ready[name] = append(ready[name], forward.Endpoint{
@@ -141,14 +148,26 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 		return out
 	}
 
-	for _, p := range tcp {
-		local := p.Port
-		if m, ok := mapping[p.Port]; ok {
-			local = m
-		}
+	for _, p := range wanted {
 		eps := ready[p.Name]
+		if bad, ok := badTarget[p.Name]; ok {
+			reason := fmt.Sprintf("its EndpointSlices give target port %d, outside 1-65535", bad)
+			if len(eps) == 0 {
+				out.Skipped = append(out.Skipped, Skip{Port: portLabel(p.ServicePort), Reason: reason})
+				continue
+			}
+			out.Skipped = append(out.Skipped, Skip{Port: portLabel(p.ServicePort), Reason: reason + "; those endpoints are left out"})
+		}
 		slices.SortFunc(eps, compareEndpoints)
-		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.Port, Local: local, Endpoints: slices.Compact(eps)})
+		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.Port, Local: p.local, Endpoints: slices.Compact(eps)})
+	}
+	if len(out.Ports) == 0 {
+		var why []string
+		for _, s := range out.Skipped {
+			why = append(why, s.Port+": "+s.Reason)
+		}
+		out.NotForwarded = "none of its ports can be forwarded (" + strings.Join(why, "; ") + ")"
+		return out
 	}
 
 	if out.Headless {
@@ -172,6 +191,47 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 	}
 	return out
 }
+
+// localPort is a Service port and the local port it is to listen on.
+type localPort struct {
+	corev1.ServicePort
+	local int32
+}
+
+// assignLocal picks each port's local port (the mapping's, or its own) and
+// skips, with the reason, ports that would need an impossible port number
+// or the local port another of this Service's ports already has (the first
+// in the Service's order keeps it): one listener cannot tell which of two
+// ports a connection is for.
+func (s *Service) assignLocal(ports []corev1.ServicePort, mapping Mapping) []localPort {
+	var out []localPort
+	taken := map[int32]corev1.ServicePort{}
+	for _, p := range ports {
+		if !ValidPort(p.Port) {
+			s.Skipped = append(s.Skipped, Skip{Port: portLabel(p), Reason: fmt.Sprintf("port %d is outside 1-65535", p.Port)})
+			continue
+		}
+		local, mapped := mapping[p.Port]
+		if !mapped {
+			local = p.Port
+		}
+		if !ValidPort(local) {
+			s.Skipped = append(s.Skipped, Skip{Port: portLabel(p), Reason: fmt.Sprintf("mapped to local port %d, outside 1-65535", local)})
+			continue
+		}
+		if other, ok := taken[local]; ok {
+			s.Skipped = append(s.Skipped, Skip{Port: portLabel(p), Reason: fmt.Sprintf("local port %d is already taken by port %s of this Service", local, portLabel(other))})
+			continue
+		}
+		taken[local] = p
+		out = append(out, localPort{ServicePort: p, local: local})
+	}
+	return out
+}
+
+// ValidPort reports whether p is a TCP port number one can listen on or
+// connect to.
+func ValidPort(p int32) bool { return p >= 1 && p <= 65535 }
 
 func compareEndpoints(a, b forward.Endpoint) int {
 	if c := strings.Compare(a.Pod.String(), b.Pod.String()); c != 0 {

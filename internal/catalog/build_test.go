@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -141,5 +142,144 @@ func TestSlimKeepsOnlyWhatIsRead(t *testing.T) {
 	// Tombstones and anything else pass through untouched.
 	if got, _ := slim("other"); got != "other" {
 		t.Errorf("slim(other) = %v", got)
+	}
+}
+
+// Port numbers that cannot be listened on or connected to, and two ports
+// wanting one local port, make that port "not forwarded" with a reason;
+// nothing wraps through uint16 and nothing is merged.
+func TestBuildPortsOutOfRange(t *testing.T) {
+	ready := func(svcName string, ports map[string]int32) []*discoveryv1.EndpointSlice {
+		return []*discoveryv1.EndpointSlice{slice(svcName, ports, epSpec{pod: "p", ready: true})}
+	}
+	type want struct {
+		local   []int32  // the forwarded ports' local ports, in order
+		skipped []string // substrings of each skip, "port: reason"
+		notFwd  string   // substring of NotForwarded, "" if something is forwarded
+	}
+	for _, tc := range []struct {
+		name    string
+		ports   []corev1.ServicePort
+		slices  []*discoveryv1.EndpointSlice
+		mapping Mapping
+		want    want
+	}{
+		{
+			name:   "service port 0",
+			ports:  []corev1.ServicePort{sp("zero", 0, corev1.ProtocolTCP), sp("http", 80, corev1.ProtocolTCP)},
+			slices: ready("s", map[string]int32{"zero": 8080, "http": 8080}),
+			want:   want{local: []int32{80}, skipped: []string{"zero (0/TCP): port 0 is outside 1-65535"}},
+		},
+		{
+			name:   "service port 70000",
+			ports:  []corev1.ServicePort{sp("big", 70000, corev1.ProtocolTCP)},
+			slices: ready("s", map[string]int32{"big": 8080}),
+			want:   want{skipped: []string{"big (70000/TCP): port 70000 is outside 1-65535"}, notFwd: "none of its ports can be forwarded (big (70000/TCP): port 70000"},
+		},
+		{
+			name:    "mapped to 0",
+			ports:   []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP)},
+			slices:  ready("s", map[string]int32{"http": 8080}),
+			mapping: Mapping{80: 0},
+			want:    want{skipped: []string{"http (80/TCP): mapped to local port 0, outside 1-65535"}, notFwd: "none of its ports"},
+		},
+		{
+			name:    "mapped to 70000",
+			ports:   []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP), sp("https", 443, corev1.ProtocolTCP)},
+			slices:  ready("s", map[string]int32{"http": 8080, "https": 8443}),
+			mapping: Mapping{80: 70000},
+			want:    want{local: []int32{443}, skipped: []string{"http (80/TCP): mapped to local port 70000"}},
+		},
+		{
+			name:   "endpoint port 0",
+			ports:  []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP), sp("admin", 81, corev1.ProtocolTCP)},
+			slices: ready("s", map[string]int32{"http": 8080, "admin": 0}),
+			want:   want{local: []int32{80}, skipped: []string{"admin (81/TCP): its EndpointSlices give target port 0, outside 1-65535"}},
+		},
+		{
+			name:   "endpoint port 70000",
+			ports:  []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP)},
+			slices: ready("s", map[string]int32{"http": 70000}),
+			want:   want{skipped: []string{"http (80/TCP): its EndpointSlices give target port 70000"}, notFwd: "none of its ports"},
+		},
+		{
+			name:   "negative endpoint port",
+			ports:  []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP)},
+			slices: ready("s", map[string]int32{"http": -1}),
+			want:   want{skipped: []string{"target port -1"}, notFwd: "none of its ports"},
+		},
+		{
+			name:  "one slice good, one bad",
+			ports: []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP)},
+			slices: []*discoveryv1.EndpointSlice{
+				slice("s", map[string]int32{"http": 8080}, epSpec{pod: "good", ready: true}),
+				slice("s", map[string]int32{"http": 65536}, epSpec{pod: "bad", ready: true}),
+			},
+			want: want{local: []int32{80}, skipped: []string{"target port 65536, outside 1-65535; those endpoints are left out"}},
+		},
+		{
+			name:    "mapped onto another port of the Service",
+			ports:   []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP), sp("alt", 8080, corev1.ProtocolTCP)},
+			slices:  ready("s", map[string]int32{"http": 8080, "alt": 8081}),
+			mapping: Mapping{80: 8080},
+			want:    want{local: []int32{8080}, skipped: []string{"alt (8080/TCP): local port 8080 is already taken by port http (80/TCP) of this Service"}},
+		},
+		{
+			name:    "two ports mapped onto one",
+			ports:   []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP), sp("https", 443, corev1.ProtocolTCP)},
+			slices:  ready("s", map[string]int32{"http": 8080, "https": 8443}),
+			mapping: Mapping{80: 9000, 443: 9000},
+			want:    want{local: []int32{9000}, skipped: []string{"https (443/TCP): local port 9000 is already taken by port http (80/TCP)"}},
+		},
+		{
+			name:    "swapped ports are fine",
+			ports:   []corev1.ServicePort{sp("http", 80, corev1.ProtocolTCP), sp("alt", 8080, corev1.ProtocolTCP)},
+			slices:  ready("s", map[string]int32{"http": 1, "alt": 65535}),
+			mapping: Mapping{80: 8080, 8080: 80},
+			want:    want{local: []int32{8080, 80}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Build("c", svc("s", nil, tc.ports...), tc.slices, tc.mapping)
+			var local []int32
+			for _, p := range got.Ports {
+				local = append(local, p.Local)
+				for _, ep := range p.Endpoints {
+					if !ValidPort(ep.Port) {
+						t.Errorf("port %d has an endpoint with port %d", p.Port, ep.Port)
+					}
+				}
+			}
+			if !slices.Equal(local, tc.want.local) {
+				t.Errorf("local ports %v, want %v", local, tc.want.local)
+			}
+			if len(got.Skipped) != len(tc.want.skipped) {
+				t.Fatalf("skipped %+v, want %d", got.Skipped, len(tc.want.skipped))
+			}
+			for i, s := range got.Skipped {
+				if text := s.Port + ": " + s.Reason; !strings.Contains(text, tc.want.skipped[i]) {
+					t.Errorf("skip %q does not say %q", text, tc.want.skipped[i])
+				}
+			}
+			if (tc.want.notFwd == "") != (got.NotForwarded == "") || !strings.Contains(got.NotForwarded, tc.want.notFwd) {
+				t.Errorf("not forwarded %q, want %q", got.NotForwarded, tc.want.notFwd)
+			}
+		})
+	}
+}
+
+// Headless pods follow the Service's forwarded ports: a skipped port gets no
+// listener on any pod's address either.
+func TestBuildHeadlessSkipsBadPorts(t *testing.T) {
+	s := svc("db", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone },
+		sp("pg", 5432, corev1.ProtocolTCP), sp("admin", 5433, corev1.ProtocolTCP))
+	got := Build("c", s, []*discoveryv1.EndpointSlice{
+		slice("db", map[string]int32{"pg": 5432, "admin": 0}, epSpec{pod: "db-0", ready: true, hostname: "db-0"}),
+	}, nil)
+	if len(got.Pods) != 1 || len(got.Pods[0].Ports) != 1 || got.Pods[0].Ports[0].Port != 5432 {
+		t.Fatalf("pods = %+v", got.Pods)
+	}
+	if len(got.Skipped) != 1 || !strings.Contains(got.Skipped[0].Reason, "target port 0") {
+		t.Errorf("skipped = %+v", got.Skipped)
 	}
 }
