@@ -416,9 +416,12 @@ func (o *svcOptions) followFile(ctx context.Context, eng *engine.Engine) error {
 	})
 }
 
-// parseMappings parses -m servicePort:localPort entries.
+// parseMappings parses -m servicePort:localPort entries. Two Service ports
+// mapped onto one local port are refused: a Service with both would need
+// one listener for two ports.
 func parseMappings(in []string) (catalog.Mapping, error) {
 	m := catalog.Mapping{}
+	onto := map[int32]int32{} // local port → the Service port mapped onto it
 	for _, s := range in {
 		a, b, ok := strings.Cut(s, ":")
 		from, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
@@ -429,7 +432,11 @@ func parseMappings(in []string) (catalog.Mapping, error) {
 		if prev, dup := m[int32(from)]; dup && prev != int32(to) {
 			return nil, fmt.Errorf("--mapping: port %d is mapped twice (to %d and %d)", from, prev, to)
 		}
+		if other, dup := onto[int32(to)]; dup && other != int32(from) {
+			return nil, fmt.Errorf("--mapping: ports %d and %d are both mapped to local port %d; each needs its own", other, from, to)
+		}
 		m[int32(from)] = int32(to)
+		onto[int32(to)] = int32(from)
 	}
 	return m, nil
 }

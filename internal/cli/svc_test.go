@@ -62,6 +62,7 @@ func TestSvcBadInput(t *testing.T) {
 		{[]string{"-m", "80"}, ExitUsage, `--mapping "80"`},
 		{[]string{"-m", "80:99999"}, ExitUsage, `--mapping "80:99999"`},
 		{[]string{"-m", "80:81", "-m", "80:82"}, ExitUsage, "mapped twice"},
+		{[]string{"-m", "80:9000", "-m", "443:9000"}, ExitUsage, "--mapping: ports 80 and 443 are both mapped to local port 9000"},
 		{[]string{"-r", "api:10.0.0.1"}, ExitUsage, "outside 127.0.0.0/8"},
 		{[]string{"-r", "api"}, ExitUsage, `--reserve "api"`},
 		{[]string{"-r", "a:127.1.1.1", "-r", "b:127.1.1.1"}, ExitUsage, "reserved for both"},
