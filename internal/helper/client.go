@@ -144,16 +144,32 @@ func (c *Client) Listen(addr netip.AddrPort) (net.Listener, error) {
 	return net.FileListener(f)
 }
 
-// Apply makes this instance's hosts block hold exactly entries.
+// Apply makes this instance's hosts block hold exactly entries, but for
+// the names it returns as skipped: those the helper's checks refuse (they
+// are left out here before sending, where this side can tell), those its
+// policy refuses, and those the file's own lines map.
 func (c *Client) Apply(entries []hosts.Entry) ([]hosts.Skipped, error) {
+	req := hostsRequest(entries)
+	local := checkEntries(req.Entries, nil, int(^uint(0)>>1), "")
+	if len(local.entries) > MaxEntries {
+		for _, e := range local.entries[MaxEntries:] {
+			for _, n := range e.Names {
+				local.skip(n, fmt.Sprintf("more than %d hosts entries for one kubefwd instance", MaxEntries))
+			}
+		}
+		local.entries = local.entries[:MaxEntries]
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries = entries
+	c.entries = local.entries
 	if err := c.readyLocked(); err != nil {
-		return nil, fmt.Errorf("%w (the entries are sent when it is back)", err)
+		return local.report(), fmt.Errorf("%w (the entries are sent when it is back)", err)
 	}
-	resp, err := c.callLocked(hostsRequest(entries))
-	return resp.Skipped, err
+	resp, err := c.callLocked(hostsRequest(local.entries))
+	for _, k := range resp.Skipped {
+		local.skip(k.Name, k.Reason)
+	}
+	return local.report(), err
 }
 
 // Remove empties the block.

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/kubefwd/kubefwd/internal/hosts"
 )
@@ -41,9 +42,17 @@ const (
 	MaxMessage      = 2 << 20 // bytes in one request line
 	MaxEntries      = 10000   // hosts lines per session
 	MaxNamesPerLine = 32
-	MaxNameLength   = 253 // a DNS name
-	MaxLabelLength  = 63
-	maxInstance     = 63
+	// MaxUserBytes bounds the hosts lines of all of one user's sessions
+	// together: every program on the machine reads the whole file.
+	MaxUserBytes = 2 << 20
+	maxInstance  = 63
+
+	// A peer that is not allowed gets one short message and a short
+	// time, and only a few of them are served at once, so that they
+	// cannot crowd out allowed users or hold the helper's memory.
+	MaxRefusedMessage = 4 << 10
+	RefusedTimeout    = 2 * time.Second
+	MaxRefused        = 8
 )
 
 // Request is one client message.
@@ -134,14 +143,16 @@ func CheckInstance(s string) error {
 }
 
 // systemNet is where the machine's own services listen (127.0.0.1,
-// systemd-resolved's 127.0.0.53, …). The helper never binds there, so an
-// allowed user cannot take a privileged port a system service expects.
-var systemNet = netip.MustParsePrefix("127.0.0.0/24")
+// systemd-resolved's 127.0.0.53, Debian's 127.0.1.1 for the host name,
+// …). The helper never grants an address there, so an allowed user can
+// neither take a port a system service expects nor give a name the
+// machine's own address.
+var systemNet = netip.MustParsePrefix("127.0.0.0/16")
 
 var loopbackNet = netip.MustParsePrefix("127.0.0.0/8")
 
 // CheckAddr accepts an IPv4 address inside 127.0.0.0/8, outside
-// 127.0.0.0/24, and not the /8's broadcast address. Anything else — other
+// 127.0.0.0/16, and not the /8's broadcast address. Anything else — other
 // networks, IPv6, IPv4-mapped IPv6, zones, wildcards — is refused.
 func CheckAddr(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
@@ -152,40 +163,12 @@ func CheckAddr(s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("address %s is outside 127.0.0.0/8; the helper only hands out loopback addresses", a)
 	}
 	if systemNet.Contains(a) {
-		return netip.Addr{}, fmt.Errorf("address %s is in 127.0.0.0/24, which belongs to the machine's own services; use another loopback address", a)
+		return netip.Addr{}, fmt.Errorf("address %s is in 127.0.0.0/16, which belongs to the machine's own services; use another loopback address", a)
 	}
 	if a == netip.AddrFrom4([4]byte{127, 255, 255, 255}) {
 		return netip.Addr{}, fmt.Errorf("address %s is the broadcast address of 127.0.0.0/8", a)
 	}
 	return a, nil
-}
-
-// CheckName accepts a DNS name as a hosts file line may safely carry it:
-// letters, digits, '-' and '.', labels of 1 to 63 characters that neither
-// start nor end with '-', 253 characters in all. Resolver-special names
-// (localhost) are refused.
-func CheckName(n string) error {
-	if n == "" || len(n) > MaxNameLength {
-		return fmt.Errorf("name %q: want 1 to %d characters", clip(n), MaxNameLength)
-	}
-	for _, label := range strings.Split(n, ".") {
-		if label == "" || len(label) > MaxLabelLength {
-			return fmt.Errorf("name %q: each dot-separated part must have 1 to %d characters", clip(n), MaxLabelLength)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("name %q: a part may not start or end with '-'", clip(n))
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("name %q: only letters, digits, '-' and '.' are allowed", clip(n))
-			}
-		}
-	}
-	if l := strings.ToLower(n); l == "localhost" || strings.HasSuffix(l, ".localhost") {
-		return fmt.Errorf("name %q is reserved for the machine itself", n)
-	}
-	return nil
 }
 
 // CheckPort accepts 1-65535.

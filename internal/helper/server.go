@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,20 +52,45 @@ type Server struct {
 	Version string
 	Log     *slog.Logger
 	Aliases AliasManager
+	// Policy decides which valid names are published (see Policy). Its
+	// zero value refuses internet names, wpad and isatap; Serve fills in
+	// MachineNames when it is nil.
+	Policy Policy
 
-	// MaxPerUser bounds one user's open connections, MaxClients everyone's:
-	// a flood of connections costs the helper a fixed amount at most.
-	MaxPerUser, MaxClients int
+	// MaxPerUser bounds one allowed user's open connections, MaxClients
+	// all allowed users'; peers not allowed have their own MaxRefused
+	// connections, which never count against allowed users. A flood of
+	// connections costs the helper a fixed amount at most.
+	MaxPerUser, MaxClients, MaxRefused int
+	// MaxUserBytes bounds the hosts lines of one user's sessions together.
+	MaxUserBytes int
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (clients ping every second). HelloTimeout bounds the first message.
-	IdleTimeout, HelloTimeout time.Duration
+	// RefusedTimeout is all the time a peer not allowed gets.
+	IdleTimeout, HelloTimeout, RefusedTimeout time.Duration
+	// StaleCheck is how often the hosts file is checked for having been
+	// replaced behind the helper's back (see Serve).
+	StaleCheck time.Duration
 
 	mu       sync.Mutex
-	conns    map[net.Conn]int // open connections and their uid
-	byBlock  map[string]bool  // hosts blocks of live sessions
+	conns    map[net.Conn]int     // open connections of allowed users and their uid
+	refused  int                  // open connections of peers not allowed
+	byBlock  map[string]*session  // live sessions by hosts block
 	aliasRef map[netip.Addr]int
 	wg       sync.WaitGroup
+	refusals logLimiter
+	// fail ends Serve with an error; stale is set once the hosts file the
+	// helper sees is no longer the one at its path.
+	fail  context.CancelCauseFunc
+	stale atomic.Bool
 }
+
+// ErrHostsReplaced ends Serve when the hosts file at its path was replaced
+// while the helper held an older one open through a bind mount (its systemd
+// sandbox): every write would go to a file nobody reads. The service
+// manager restarts the helper with a fresh view, and clients reconnect and
+// send their entries again.
+var ErrHostsReplaced = errors.New("the hosts file was replaced behind the helper's bind mount; exiting so that the service manager restarts the helper with the new file (clients reconnect and send their entries again)")
 
 func (s *Server) defaults() {
 	if s.Log == nil {
@@ -76,6 +102,21 @@ func (s *Server) defaults() {
 	if s.MaxClients == 0 {
 		s.MaxClients = 256
 	}
+	if s.MaxRefused == 0 {
+		s.MaxRefused = MaxRefused
+	}
+	if s.MaxUserBytes == 0 {
+		s.MaxUserBytes = MaxUserBytes
+	}
+	if s.RefusedTimeout == 0 {
+		s.RefusedTimeout = RefusedTimeout
+	}
+	if s.StaleCheck == 0 {
+		s.StaleCheck = 2 * time.Second
+	}
+	if s.Policy.MachineNames == nil {
+		s.Policy.MachineNames = MachineNames(s.HostsPath)
+	}
 	if s.IdleTimeout == 0 {
 		s.IdleTimeout = time.Minute
 	}
@@ -83,14 +124,20 @@ func (s *Server) defaults() {
 		s.HelloTimeout = 10 * time.Second
 	}
 	s.conns = map[net.Conn]int{}
-	s.byBlock = map[string]bool{}
+	s.byBlock = map[string]*session{}
+	s.refusals = logLimiter{log: s.Log, burst: 10, window: 10 * time.Second}
 	s.aliasRef = map[netip.Addr]int{}
 }
 
 // Serve runs the helper until ctx ends. On the way out every session is
-// closed, so every client's hosts block and aliases are removed.
-func (s *Server) Serve(ctx context.Context) error {
+// closed, so every client's hosts block and aliases are removed. It
+// returns ErrHostsReplaced, leaving the blocks where they are, when the
+// hosts file at its path is no longer the one it writes.
+func (s *Server) Serve(parent context.Context) error {
 	s.defaults()
+	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
+	s.fail = fail
 	if s.HostsPath == "" {
 		return errors.New("helper: no hosts file")
 	}
@@ -112,7 +159,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.Log.Info("removed hosts entries of a client that is no longer running", "pid", o.PID)
 		}
 	}
-	s.Log.Info("helper ready", "socket", s.Socket, "hosts", s.HostsPath, "allow", s.Allow)
+	s.Log.Info("helper ready", "socket", s.Socket, "hosts", s.HostsPath, "allow", s.Allow, "allowDomains", s.Policy.AllowDomains)
+	go s.watchHosts(ctx)
 
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
@@ -141,7 +189,53 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ln.Close()
 	s.wg.Wait()
+	if err := context.Cause(ctx); errors.Is(err, ErrHostsReplaced) {
+		return err
+	}
 	return nil
+}
+
+// watchHosts notices a replaced hosts file even when no client writes.
+func (s *Server) watchHosts(ctx context.Context) {
+	t := time.NewTicker(s.StaleCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.hostsCurrent()
+		}
+	}
+}
+
+// hostsCurrent reports whether the file at HostsPath is still a file of
+// the directory tree, and ends Serve if not. Through a bind mount of a
+// single file (ProtectSystem=strict with ReadWritePaths=/etc/hosts) the
+// path keeps showing the file that was there when the mount was made;
+// once anything replaces /etc/hosts by rename, that file has no links
+// left.
+func (s *Server) hostsCurrent() bool {
+	if s.stale.Load() {
+		return false
+	}
+	if !unlinked(s.HostsPath) {
+		return true
+	}
+	if !s.stale.Swap(true) {
+		s.Log.Error("the hosts file was replaced; this helper no longer sees the file at " + s.HostsPath +
+			" and exits so that its service manager restarts it; clients reconnect and send their entries again")
+		s.fail(ErrHostsReplaced)
+	}
+	return false
+}
+
+func unlinked(path string) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return false
+	}
+	return st.Nlink == 0
 }
 
 // listenSocket creates the socket, readable and writable by everyone:
@@ -180,22 +274,29 @@ type session struct {
 	allowed bool
 	file    *hosts.File // nil until hello
 	aliases map[netip.Addr]bool
+	bytes   int  // of the block's lines; guarded by Server.mu
 }
 
 func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 	defer c.Close()
 	cred, err := peercred.Of(c)
 	if err != nil {
-		s.Log.Warn("refused a connection without credentials", "err", err)
+		s.refusals.warn("refused a connection without credentials", "err", err)
 		return
 	}
-	if !s.admit(c, cred.UID) {
-		s.Log.Warn("refused a connection: too many open", "uid", cred.UID)
-		writeResponse(c, Response{Error: "too many connections to the helper"}, nil)
+	// Who the peer is decides its budget before anything is read.
+	allowed := slices.Contains(s.Allow, cred.UID)
+	if !s.admit(c, cred.UID, allowed) {
+		s.refusals.warn("refused a connection: too many open", "uid", cred.UID, "pid", cred.PID, "allowed", allowed)
+		writeResponse(c, Response{Error: "too many connections to the helper; try again later"}, nil)
 		return
 	}
-	sess := &session{cred: cred, allowed: slices.Contains(s.Allow, cred.UID), aliases: map[netip.Addr]bool{}}
+	sess := &session{cred: cred, allowed: allowed, aliases: map[netip.Addr]bool{}}
 	defer s.end(sess, c)
+	if !allowed {
+		s.refuse(ctx, c, sess)
+		return
+	}
 
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
@@ -222,11 +323,33 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 		if ln != nil {
 			ln.Close() // the client has its own descriptor now
 		}
-		// A user not allowed gets one answer (info, or why not) and no
-		// connection to hold on to.
-		if err != nil || fatal || !sess.allowed {
+		if err != nil || fatal {
 			return
 		}
+	}
+}
+
+// refuse serves a peer that is not allowed: one short message within a
+// short time, answered (info, or why not), and the connection closes,
+// whatever the message was.
+func (s *Server) refuse(ctx context.Context, c *net.UnixConn, sess *session) {
+	_ = c.SetDeadline(time.Now().Add(s.RefusedTimeout))
+	line, err := readLine(bufio.NewReaderSize(c, 512), MaxRefusedMessage)
+	var req Request
+	if err == nil {
+		req, err = decodeRequest(line)
+	}
+	if err != nil {
+		if !isClosed(err) {
+			writeResponse(c, Response{Error: err.Error(), NotAllowed: true, UID: sess.cred.UID}, nil)
+		}
+		s.refusals.warn("refused a user who is not allowed", "uid", sess.cred.UID, "pid", sess.cred.PID, "err", err)
+		return
+	}
+	resp, _, _ := s.serve(ctx, sess, req)
+	writeResponse(c, resp, nil)
+	if req.Op != OpInfo {
+		s.refusals.warn("refused a user who is not allowed", "uid", sess.cred.UID, "pid", sess.cred.PID, "op", clip(req.Op))
 	}
 }
 
@@ -234,10 +357,17 @@ func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// admit counts c against the limits, or refuses it.
-func (s *Server) admit(c net.Conn, uid int) bool {
+// admit counts c against the limits of its kind of peer, or refuses it.
+func (s *Server) admit(c net.Conn, uid int, allowed bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !allowed {
+		if s.refused >= s.MaxRefused {
+			return false
+		}
+		s.refused++
+		return true
+	}
 	if len(s.conns) >= s.MaxClients {
 		return false
 	}
@@ -258,16 +388,27 @@ func (s *Server) admit(c net.Conn, uid int) bool {
 // aliases go with it.
 func (s *Server) end(sess *session, c net.Conn) {
 	if sess.file != nil {
-		if err := sess.file.Remove(); err != nil {
-			s.Log.Error("cannot remove a client's hosts entries", "block", sess.file.Block.ID, "err", err)
+		log := s.Log.With("uid", sess.cred.UID, "pid", sess.cred.PID, "block", sess.file.Block.ID)
+		switch {
+		case !s.hostsCurrent():
+			log.Warn("client gone; its hosts entries stay in the replaced hosts file until the restarted helper removes them")
+		default:
+			if err := sess.file.Remove(); err != nil {
+				log.Error("client gone, but its hosts entries could not be removed", "err", err)
+			} else {
+				log.Info("client gone; its hosts entries are removed")
+			}
 		}
-		s.Log.Info("client gone; its hosts entries are removed", "uid", sess.cred.UID, "pid", sess.cred.PID, "block", sess.file.Block.ID)
 	}
 	for a := range sess.aliases {
 		s.releaseAlias(a)
 	}
 	s.mu.Lock()
-	delete(s.conns, c)
+	if sess.allowed {
+		delete(s.conns, c)
+	} else {
+		s.refused--
+	}
 	if sess.file != nil {
 		delete(s.byBlock, sess.file.Block.ID)
 	}
@@ -313,7 +454,7 @@ func (s *Server) serve(ctx context.Context, sess *session, req Request) (resp Re
 	}
 	if err != nil {
 		resp.Error = err.Error()
-		return resp, nil, false
+		return resp, nil, errors.Is(err, ErrHostsReplaced)
 	}
 	resp.OK = true
 	return resp, ln, false
@@ -329,9 +470,9 @@ func (s *Server) hello(sess *session, req Request) Response {
 	}
 	id := fmt.Sprintf("u%d-%s", sess.cred.UID, req.Instance)
 	s.mu.Lock()
-	taken := s.byBlock[id]
+	_, taken := s.byBlock[id]
 	if !taken {
-		s.byBlock[id] = true
+		s.byBlock[id] = sess
 	}
 	s.mu.Unlock()
 	if taken {
@@ -370,29 +511,43 @@ func (s *Server) listen(ctx context.Context, req Request) (*os.File, error) {
 	return ln.(*net.TCPListener).File()
 }
 
-// hosts replaces the session's block with entries, all checked first: one
-// bad entry refuses the whole request and nothing changes.
+// hosts replaces the session's block with entries. Entries and names are
+// checked one by one: what fails a check, the policy or the user's byte
+// budget is left out and reported in skipped, and the rest is published.
 func (s *Server) hosts(sess *session, in []Entry) ([]hosts.Skipped, error) {
 	if len(in) > MaxEntries {
 		return nil, fmt.Errorf("%d hosts entries: at most %d per client", len(in), MaxEntries)
 	}
-	entries := make([]hosts.Entry, 0, len(in))
-	for i, e := range in {
-		addr, err := CheckAddr(e.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i+1, err)
-		}
-		if len(e.Names) == 0 || len(e.Names) > MaxNamesPerLine {
-			return nil, fmt.Errorf("entry %d: want 1 to %d names", i+1, MaxNamesPerLine)
-		}
-		for _, n := range e.Names {
-			if err := CheckName(n); err != nil {
-				return nil, fmt.Errorf("entry %d: %w", i+1, err)
-			}
-		}
-		entries = append(entries, hosts.Entry{Addr: addr, Names: e.Names})
+	if !s.hostsCurrent() {
+		return nil, ErrHostsReplaced
 	}
-	return sess.file.Apply(entries)
+	// The budget is taken under the lock, so that two sessions of one
+	// user cannot both spend it.
+	s.mu.Lock()
+	budget := s.MaxUserBytes
+	for _, other := range s.byBlock {
+		if other != sess && other.cred.UID == sess.cred.UID {
+			budget -= other.bytes
+		}
+	}
+	c := checkEntries(in, s.Policy.Reason, max(budget, 0),
+		fmt.Sprintf("the helper keeps at most %d bytes of hosts entries per user, across all of a user's kubefwd instances", s.MaxUserBytes))
+	sess.bytes = c.bytes
+	s.mu.Unlock()
+
+	skipped, err := sess.file.Apply(c.entries)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range skipped {
+		c.skip(k.Name, k.Reason)
+	}
+	if !s.hostsCurrent() {
+		// Written to a file nobody reads any more: the restart will put
+		// the entries where they belong.
+		return nil, ErrHostsReplaced
+	}
+	return c.report(), nil
 }
 
 // alias adds or removes a loopback alias for the session; an address

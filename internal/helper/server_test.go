@@ -30,16 +30,21 @@ type testHelper struct {
 // allowing allow (default: this test's own user).
 func startHelper(t *testing.T, allow ...int) *testHelper {
 	t.Helper()
-	dir := t.TempDir()
+	if len(allow) == 0 {
+		allow = []int{os.Getuid()}
+	}
+	return startServer(t, t.TempDir(), &Server{Allow: allow, MaxPerUser: 4})
+}
+
+// startServer serves s with its socket and hosts file in dir.
+func startServer(t *testing.T, dir string, s *Server) *testHelper {
+	t.Helper()
 	h := &testHelper{socket: filepath.Join(dir, "run", "helper.sock"), hostsPath: filepath.Join(dir, "hosts")}
 	if err := os.WriteFile(h.hostsPath, []byte(userLines), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if len(allow) == 0 {
-		allow = []int{os.Getuid()}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Socket: h.socket, HostsPath: h.hostsPath, Allow: allow, Version: "test", MaxPerUser: 4}
+	s.Socket, s.HostsPath, s.Version = h.socket, h.hostsPath, "test"
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	h.stop = func() {
@@ -235,22 +240,12 @@ func TestRefusals(t *testing.T) {
 		{"ipv6 prefix", Request{Op: OpListen, Addr: "::/0", Port: 80}, "want an IPv4 address"},
 		{"mapped", Request{Op: OpListen, Addr: "::ffff:127.1.1.1", Port: 80}, "want an IPv4 address"},
 		{"system", Request{Op: OpListen, Addr: "127.0.0.1", Port: 53}, "machine's own services"},
+		{"debian hostname address", Request{Op: OpListen, Addr: "127.0.1.1", Port: 80}, "machine's own services"},
+		{"system /16", Request{Op: OpAlias, Addr: "127.0.200.1"}, "machine's own services"},
 		{"broadcast", Request{Op: OpListen, Addr: "127.255.255.255", Port: 80}, "broadcast"},
 		{"host name", Request{Op: OpListen, Addr: "localhost", Port: 80}, "want an IPv4 address"},
 		{"port 0", Request{Op: OpListen, Addr: "127.1.1.1", Port: 0}, "want 1-65535"},
 		{"port too big", Request{Op: OpListen, Addr: "127.1.1.1", Port: 70000}, "want 1-65535"},
-		{"newline", hostsReq("127.1.1.1", "a\nb"), "only letters"},
-		{"space", hostsReq("127.1.1.1", "a b"), "only letters"},
-		{"hash", hostsReq("127.1.1.1", "a#b"), "only letters"},
-		{"300 chars", hostsReq("127.1.1.1", long), "want 1 to 253"},
-		{"long label", hostsReq("127.1.1.1", strings.Repeat("b", 64)+".x"), "1 to 63"},
-		{"leading dash", hostsReq("127.1.1.1", "-rf"), "may not start or end"},
-		{"empty label", hostsReq("127.1.1.1", "a..b"), "1 to 63"},
-		{"localhost", hostsReq("127.1.1.1", "localhost"), "reserved"},
-		{"non-ascii", hostsReq("127.1.1.1", "wéb"), "only letters"},
-		{"entry outside loopback", hostsReq("10.0.0.1", "web"), "outside 127.0.0.0/8"},
-		{"no names", hostsReq("127.1.1.1"), "want 1 to 32 names"},
-		{"too many names", hostsReq("127.1.1.1", strings.Split(strings.Repeat("n,", 33), ",")[:33]...), "want 1 to 32 names"},
 		{"too many entries", Request{Op: OpHosts, Entries: make([]Entry, MaxEntries+1)}, "at most"},
 		{"unknown op", Request{Op: "exec"}, "unknown operation"},
 		{"alias outside", Request{Op: OpAlias, Addr: "192.168.1.1"}, "outside 127.0.0.0/8"},
@@ -264,6 +259,39 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%s: the error echoes a line break: %q", tc.name, resp.Error)
 		}
 	}
+	// A hosts request is not refused for its bad names and entries: each is
+	// skipped, with its reason, and nothing of them reaches the file.
+	skips := []struct {
+		name, addr, host, want string
+	}{
+		{"newline", "127.1.1.1", "a\nb", "only letters"},
+		{"space", "127.1.1.1", "a b", "only letters"},
+		{"hash", "127.1.1.1", "a#b", "only letters"},
+		{"300 chars", "127.1.1.1", long, "want 1 to 253"},
+		{"long label", "127.1.1.1", strings.Repeat("b", 64) + ".x", "1 to 63"},
+		{"leading dash", "127.1.1.1", "-rf", "may not start or end"},
+		{"empty label", "127.1.1.1", "a..b", "1 to 63"},
+		{"localhost", "127.1.1.1", "localhost", "reserved"},
+		{"non-ascii", "127.1.1.1", "wéb", "only letters"},
+		{"entry outside loopback", "10.0.0.1", "web", "outside 127.0.0.0/8"},
+		{"entry on the hostname address", "127.0.1.1", "web", "127.0.0.0/16"},
+	}
+	for _, tc := range skips {
+		resp := r.request(t, hostsReq(tc.addr, tc.host))
+		if !resp.OK || len(resp.Skipped) != 1 || resp.Skipped[0].Name != clip(tc.host) || !strings.Contains(resp.Skipped[0].Reason, tc.want) {
+			t.Errorf("%s: got %+v, want %q skipped with a reason with %q", tc.name, resp, tc.host, tc.want)
+		}
+		if strings.ContainsAny(resp.Skipped[0].Reason, "\n\r") {
+			t.Errorf("%s: the reason echoes a line break: %q", tc.name, resp.Skipped[0].Reason)
+		}
+	}
+	if resp := r.request(t, hostsReq("127.1.1.1", strings.Split(strings.Repeat("n,", 33), ",")[:33]...)); !resp.OK || len(resp.Skipped) != 1 {
+		t.Errorf("33 names: got %+v, want the 33rd skipped", resp)
+	}
+	if resp := r.request(t, Request{Op: OpHosts}); !resp.OK {
+		t.Errorf("emptying the block: %+v", resp)
+	}
+
 	// Malformed messages are refused and the session goes on.
 	for _, line := range []string{`{"op":"ping","path":"/etc/shadow"}`, `{"op":"ping"} {"op":"ping"}`, `not json`, `{"op":"hosts","entries":{}}`} {
 		if resp, ok := r.send(t, line); !ok || resp.OK {
