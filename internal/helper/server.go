@@ -73,9 +73,9 @@ type Server struct {
 	StaleCheck time.Duration
 
 	mu       sync.Mutex
-	conns    map[net.Conn]int     // open connections of allowed users and their uid
-	refused  int                  // open connections of peers not allowed
-	byBlock  map[string]*session  // live sessions by hosts block
+	conns    map[net.Conn]int    // open connections of allowed users and their uid
+	refused  int                 // open connections of peers not allowed
+	byBlock  map[string]*session // live sessions by hosts block
 	aliasRef map[netip.Addr]int
 	wg       sync.WaitGroup
 	refusals logLimiter
@@ -274,7 +274,7 @@ type session struct {
 	allowed bool
 	file    *hosts.File // nil until hello
 	aliases map[netip.Addr]bool
-	bytes   int  // of the block's lines; guarded by Server.mu
+	bytes   int // of the block's lines; guarded by Server.mu
 }
 
 func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
