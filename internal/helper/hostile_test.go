@@ -5,12 +5,14 @@ package helper
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -78,8 +80,24 @@ func playRole(role, socket string) int {
 		_, err = c.Read(buf) // then EOF, or the deadline if it stays open
 		fmt.Println(time.Since(start).Milliseconds(), err)
 		return 0
+	case "helper":
+		return serveForTest(socket, os.Getenv("KUBEFWD_HELPER_TEST_HOSTS"))
 	}
 	return 2
+}
+
+// serveForTest is the helper as its service manager would run it: exit 0
+// on SIGTERM, non-zero when Serve fails.
+func serveForTest(socket, hostsPath string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	s := &Server{Socket: socket, HostsPath: hostsPath, Allow: []int{os.Getuid()}, StaleCheck: time.Hour, // the check before each write is tested
+		Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	if err := s.Serve(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		return 1
+	}
+	return 0
 }
 
 // asNobody runs a copy of this test binary as nobody in role (go test's

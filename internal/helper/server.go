@@ -83,6 +83,7 @@ type Server struct {
 	// helper sees is no longer the one at its path.
 	fail  context.CancelCauseFunc
 	stale atomic.Bool
+	view  hostsView
 }
 
 // ErrHostsReplaced ends Serve when the hosts file at its path was replaced
@@ -144,6 +145,7 @@ func (s *Server) Serve(parent context.Context) error {
 	if _, err := os.Stat(s.HostsPath); err != nil {
 		return fmt.Errorf("hosts file: %w", err)
 	}
+	s.view = viewHosts(s.HostsPath)
 	ln, err := listenSocket(s.Socket)
 	if err != nil {
 		return err
@@ -209,17 +211,13 @@ func (s *Server) watchHosts(ctx context.Context) {
 	}
 }
 
-// hostsCurrent reports whether the file at HostsPath is still a file of
-// the directory tree, and ends Serve if not. Through a bind mount of a
-// single file (ProtectSystem=strict with ReadWritePaths=/etc/hosts) the
-// path keeps showing the file that was there when the mount was made;
-// once anything replaces /etc/hosts by rename, that file has no links
-// left.
+// hostsCurrent reports whether the file at HostsPath is still the one the
+// helper can write (see hostsView), and ends Serve if not.
 func (s *Server) hostsCurrent() bool {
 	if s.stale.Load() {
 		return false
 	}
-	if !unlinked(s.HostsPath) {
+	if !s.view.replaced(s.HostsPath) {
 		return true
 	}
 	if !s.stale.Swap(true) {
@@ -228,14 +226,6 @@ func (s *Server) hostsCurrent() bool {
 		s.fail(ErrHostsReplaced)
 	}
 	return false
-}
-
-func unlinked(path string) bool {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return false
-	}
-	return st.Nlink == 0
 }
 
 // listenSocket creates the socket, readable and writable by everyone:
@@ -391,7 +381,7 @@ func (s *Server) end(sess *session, c net.Conn) {
 		log := s.Log.With("uid", sess.cred.UID, "pid", sess.cred.PID, "block", sess.file.Block.ID)
 		switch {
 		case !s.hostsCurrent():
-			log.Warn("client gone; its hosts entries stay in the replaced hosts file until the restarted helper removes them")
+			log.Warn("client gone; its hosts entries were not removed, because the hosts file was replaced: the restarted helper removes them unless the client comes back")
 		default:
 			if err := sess.file.Remove(); err != nil {
 				log.Error("client gone, but its hosts entries could not be removed", "err", err)
