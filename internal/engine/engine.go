@@ -91,9 +91,13 @@ type Engine struct {
 
 	hostsDirty chan struct{}
 	mu         sync.Mutex
-	entries    []hosts.Entry // what the hosts file should hold; guarded by mu
-	conns      map[net.Conn]struct{}
-	serving    sync.WaitGroup // accept loops and connections
+	entries    []hosts.Entry   // what the hosts file should hold; guarded by mu
+	refused    []hosts.Skipped // names left out of entries, and why; guarded by mu
+	// hostsSkipped is every name the last hosts write left out (refused
+	// here, or by the hosts writer); guarded by mu.
+	hostsSkipped []hosts.Skipped
+	conns        map[net.Conn]struct{}
+	serving      sync.WaitGroup // accept loops and connections
 
 	started  time.Time
 	statusMu sync.Mutex
@@ -111,17 +115,19 @@ type cluster struct {
 }
 
 type svcForward struct {
-	key   catalog.Key
-	addr  netip.Addr
-	names []string
-	ports map[int32]*portForward // by local port
-	pods  map[string]*podForward // headless: by pod DNS name
+	key     catalog.Key
+	addr    netip.Addr
+	names   []string               // the names a hosts file may carry
+	refused []hosts.Skipped        // names that fail names.CheckHostname
+	ports   map[int32]*portForward // by local port
+	pods    map[string]*podForward // headless: by pod DNS name
 }
 
 type podForward struct {
-	addr  netip.Addr
-	names []string
-	ports map[int32]*portForward
+	addr    netip.Addr
+	names   []string
+	refused []hosts.Skipped
+	ports   map[int32]*portForward
 }
 
 type portForward struct {
@@ -347,23 +353,25 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 	if f != nil {
 		// The namespace order may have changed (namespaces set): the first
 		// namespace's Services own the short names.
-		if hostnames := names.Service(scope, key.Name); !slices.Equal(hostnames, f.names) {
-			f.names = hostnames
+		if hostnames, refused := publishable(names.Service(scope, key.Name)); !slices.Equal(hostnames, f.names) {
+			f.names, f.refused = hostnames, refused
 			for name, pf := range f.pods {
-				pf.names = names.Pod(scope, name, key.Name)
+				pf.names, pf.refused = publishable(names.Pod(scope, name, key.Name))
 			}
 			e.markHostsDirty()
 		}
 	}
 	if f == nil {
-		hostnames := names.Service(scope, key.Name)
-		addr, err := e.alloc.Get(key.String(), reservationNames(key, hostnames))
+		// A reservation may name any of them, even one no hosts file gets.
+		all := names.Service(scope, key.Name)
+		hostnames, refused := publishable(all)
+		addr, err := e.alloc.Get(key.String(), reservationNames(key, all))
 		if err != nil {
 			e.reportOnce(key, "not forwarded", key, "reason", err.Error())
 			e.publish(key, nil, &desired, err.Error())
 			return nil
 		}
-		f = &svcForward{key: key, addr: addr, names: hostnames, ports: map[int32]*portForward{}, pods: map[string]*podForward{}}
+		f = &svcForward{key: key, addr: addr, names: hostnames, refused: refused, ports: map[int32]*portForward{}, pods: map[string]*podForward{}}
 		e.forwards[key] = f
 		e.markHostsDirty()
 	}
@@ -379,14 +387,15 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 		want[p.Name] = true
 		pf := f.pods[p.Name]
 		if pf == nil {
-			hostnames := names.Pod(scope, p.Name, key.Name)
+			all := names.Pod(scope, p.Name, key.Name)
+			hostnames, refused := publishable(all)
 			podKey := key.String() + "/" + p.Name
-			addr, err := e.alloc.Get(podKey, reservationNames(catalog.Key{Context: key.Context, Namespace: key.Namespace, Name: p.Name + "." + key.Name}, hostnames))
+			addr, err := e.alloc.Get(podKey, reservationNames(catalog.Key{Context: key.Context, Namespace: key.Namespace, Name: p.Name + "." + key.Name}, all))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("pod %s: %w", p.Name, err))
 				continue
 			}
-			pf = &podForward{addr: addr, names: hostnames, ports: map[int32]*portForward{}}
+			pf = &podForward{addr: addr, names: hostnames, refused: refused, ports: map[int32]*portForward{}}
 			f.pods[p.Name] = pf
 			e.markHostsDirty()
 		}
@@ -490,6 +499,20 @@ func (e *Engine) scope(cl *cluster, namespace string) names.Scope {
 		Namespace: namespace, NamespaceIndex: idx,
 		Domain: e.opts.Domain,
 	}
+}
+
+// publishable splits names into those a hosts file may carry and those
+// names.CheckHostname refuses (localhost, a Service named so, or a
+// --domain localhost): one refused name must not cost the others.
+func publishable(all []string) (keep []string, refused []hosts.Skipped) {
+	for _, n := range all {
+		if err := names.CheckHostname(n); err != nil {
+			refused = append(refused, hosts.Skipped{Name: n, Reason: err.Error()})
+			continue
+		}
+		keep = append(keep, n)
+	}
+	return keep, refused
 }
 
 // reservationNames are the names a -r/-z reservation may use for a key.

@@ -18,10 +18,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/utils/ptr"
 
+	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/internal/hosts"
@@ -47,6 +50,8 @@ type fwdOptions struct {
 	kubeconfig string   // default: the cluster's
 	statePath  string
 	wait       time.Duration
+	domain     string
+	mapping    catalog.Mapping
 }
 
 // startEngine runs the engine the way `kubefwd svc` does, until the test
@@ -89,6 +94,8 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	}
 	eng, err := engine.New(engine.Options{
 		Targets: targets,
+		Domain:  o.domain,
+		Mapping: o.mapping,
 		State:   loopback.Store{Path: state},
 		Hosts:   &hosts.File{Path: f.hostsPath, Block: hosts.Block{ID: "test", Owner: "pid=0"}},
 		Proxy:   forward.ProxyOptions{WaitForEndpoint: wait},
@@ -742,5 +749,134 @@ func TestFailedConnectionReported(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no connection-failed event")
 		}
+	}
+}
+
+// Whoever can create objects in a forwarded namespace cannot take names away
+// from the machine nor make kubefwd listen on a wrapped port: a Service or
+// namespace named localhost and --domain localhost lose only the names
+// under localhost, an EndpointSlice's impossible target port and a second
+// port wanting a taken local port are "not forwarded" with the reason, and
+// everything else is published and answers.
+func TestHostileNamesAndPortsSkippedOneByOne(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	app(t, c, "odd", "web", 1)
+	app(t, c, "localhost", "web", 1)
+	http := cluster.ServicePort("http", 80, intstr.FromString("http"))
+	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: "odd", Name: "localhost", Selector: "web", Ports: []corev1.ServicePort{http}}); err != nil {
+		t.Fatal(err)
+	}
+	// Without a selector, the EndpointSlice is whatever its author wrote:
+	// the apiserver does not check its port numbers.
+	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: "odd", Name: "manual", Ports: []corev1.ServicePort{
+		http, cluster.ServicePort("alt", 8080, intstr.FromInt32(8080)), cluster.ServicePort("admin", 81, intstr.FromInt32(81)),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := c.Pods(ctx, "odd", "web")
+	if err != nil || len(pods) != 1 {
+		t.Fatalf("pods of odd/web: %v, %v", pods, err)
+	}
+	pod := pods[0]
+	_, err = c.Clientset.DiscoveryV1().EndpointSlices("odd").Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "manual-odd", Namespace: "odd", Labels: map[string]string{
+			discoveryv1.LabelServiceName: "manual", discoveryv1.LabelManagedBy: "kubefwd-test",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{pod.Status.PodIP},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "odd", Name: pod.Name, UID: pod.UID},
+		}},
+		Ports: []discoveryv1.EndpointPort{
+			{Name: ptr.To("http"), Port: ptr.To[int32](8080), Protocol: ptr.To(corev1.ProtocolTCP)},
+			{Name: ptr.To("alt"), Port: ptr.To[int32](8080), Protocol: ptr.To(corev1.ProtocolTCP)},
+			{Name: ptr.To("admin"), Port: ptr.To[int32](70000), Protocol: ptr.To(corev1.ProtocolTCP)},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("the apiserver refused an EndpointSlice with port 70000 (then this case cannot arise): %v", err)
+	}
+
+	// 80 onto 8080, where the Service's own port 8080 would listen too.
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"odd", "localhost"}, domain: "localhost", mapping: catalog.Mapping{80: 8080}})
+	for name, want := range map[string]string{
+		"localhost.odd":                   "pod=odd/web-",
+		"localhost.odd.svc.cluster.local": "pod=odd/web-",
+		"web":                             "pod=odd/web-",
+		"web.localhost.svc":               "pod=localhost/web-",
+		"web.localhost.svc.cluster.local": "pod=localhost/web-",
+		"manual.odd":                      "pod=odd/web-",
+		"manual.odd.svc":                  "pod=odd/web-",
+	} {
+		f.waitName(t, name)
+		var body string
+		err := cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+			body, err = f.get(t, name, 8080)
+			return err == nil, nil
+		})
+		if err != nil || !strings.HasPrefix(body, want) {
+			t.Errorf("%s:8080 answered %q, %v; want %s…", name, body, err, want)
+		}
+	}
+
+	// Nothing under localhost is in the hosts file; the status says why.
+	data, err := os.ReadFile(f.hostsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inBlock := false
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.HasPrefix(line, "# kubefwd begin "):
+			inBlock = true
+		case strings.HasPrefix(line, "# kubefwd end "):
+			inBlock = false
+		case inBlock:
+			for _, name := range strings.Fields(line)[1:] {
+				if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+					t.Errorf("the hosts block maps %s: %q", name, line)
+				}
+			}
+		}
+	}
+	st := f.engine.Status()
+	for _, name := range []string{"localhost", "localhost.localhost", "web.localhost", "localhost.odd.svc.cluster.localhost"} {
+		found := false
+		for _, s := range st.HostsSkipped {
+			found = found || s.Name == name && strings.Contains(s.Reason, "reserved")
+		}
+		if !found {
+			t.Errorf("status does not say why %s was left out: %+v", name, st.HostsSkipped)
+		}
+	}
+
+	// manual: 81 does not listen (its target port is impossible), nor does
+	// 80 (mapped to 8080, already answered above); alt gave way to http.
+	addr, _ := f.addr("manual.odd")
+	for _, port := range []string{"81", "80"} {
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, port), 2*time.Second); err == nil {
+			conn.Close()
+			t.Errorf("manual.odd listens on %s", port)
+		}
+	}
+	var manual engine.ForwardStatus
+	for _, fs := range st.Forwards {
+		if fs.Namespace == "odd" && fs.Service == "manual" {
+			manual = fs
+		}
+	}
+	skipped := strings.Join(manual.Skipped, "\n")
+	for _, want := range []string{
+		"admin (81/TCP): its EndpointSlices give target port 70000, outside 1-65535",
+		"alt (8080/TCP): local port 8080 is already taken by port http (80/TCP)",
+	} {
+		if !strings.Contains(skipped, want) {
+			t.Errorf("manual's skipped ports do not say %q: %+v", want, manual)
+		}
+	}
+	if manual.State != engine.StateActive || len(manual.Ports) != 1 || manual.Ports[0].Local != 8080 || manual.Ports[0].Port != 80 {
+		t.Errorf("manual = %+v", manual)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -15,9 +16,9 @@ func (e *Engine) markHostsDirty() { e.hostsChanged = true }
 
 // publishHosts hands the current entries to the hosts writer.
 func (e *Engine) publishHosts() {
-	entries := e.hostsEntries()
+	entries, refused := e.hostsEntries()
 	e.mu.Lock()
-	e.entries = entries
+	e.entries, e.refused = entries, refused
 	e.mu.Unlock()
 	select {
 	case e.hostsDirty <- struct{}{}:
@@ -25,7 +26,9 @@ func (e *Engine) publishHosts() {
 	}
 }
 
-func (e *Engine) hostsEntries() []hosts.Entry {
+// hostsEntries lists what the hosts file should hold, and the names left
+// out because no hosts file may carry them.
+func (e *Engine) hostsEntries() ([]hosts.Entry, []hosts.Skipped) {
 	keys := make([]catalog.Key, 0, len(e.forwards))
 	for k := range e.forwards {
 		keys = append(keys, k)
@@ -40,19 +43,26 @@ func (e *Engine) hostsEntries() []hosts.Entry {
 		return 0
 	})
 	var out []hosts.Entry
+	var refused []hosts.Skipped
+	add := func(addr netip.Addr, names []string, skipped []hosts.Skipped) {
+		if len(names) > 0 {
+			out = append(out, hosts.Entry{Addr: addr, Names: names})
+		}
+		refused = append(refused, skipped...)
+	}
 	for _, k := range keys {
 		f := e.forwards[k]
-		out = append(out, hosts.Entry{Addr: f.addr, Names: f.names})
+		add(f.addr, f.names, f.refused)
 		pods := make([]string, 0, len(f.pods))
 		for name := range f.pods {
 			pods = append(pods, name)
 		}
 		slices.Sort(pods)
 		for _, name := range pods {
-			out = append(out, hosts.Entry{Addr: f.pods[name].addr, Names: f.pods[name].names})
+			add(f.pods[name].addr, f.pods[name].names, f.pods[name].refused)
 		}
 	}
-	return out
+	return out, refused
 }
 
 // writeHosts applies the desired entries, batching bursts of changes.
@@ -70,13 +80,17 @@ func (e *Engine) writeHosts(ctx context.Context) {
 		case <-time.After(e.opts.HostsDelay):
 		}
 		e.mu.Lock()
-		entries := e.entries
+		entries, refused := e.entries, e.refused
 		e.mu.Unlock()
 		skipped, err := e.opts.Hosts.Apply(entries)
 		if err != nil {
 			e.log.Error("cannot update the hosts file", "err", err)
 			continue
 		}
+		skipped = append(slices.Clip(refused), skipped...)
+		e.mu.Lock()
+		e.hostsSkipped = skipped
+		e.mu.Unlock()
 		for _, s := range skipped {
 			if !slices.Contains(reportedSkips, s) {
 				reportedSkips = append(reportedSkips, s)

@@ -21,6 +21,12 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 	keep := map[int32]bool{}
 	var errs []error
 	for _, p := range want {
+		if !catalog.ValidPort(p.Local) || keep[p.Local] {
+			// catalog.Build skips these with the reason; a port number must
+			// never wrap through uint16, nor two ports share a listener.
+			e.log.Error("port not forwarded: impossible or duplicate local port", "service", name, "port", p.Port, "local", p.Local)
+			continue
+		}
 		keep[p.Local] = true
 		pf := have[p.Local]
 		if pf == nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/hosts"
 	"github.com/kubefwd/kubefwd/internal/kube"
 )
 
@@ -25,6 +26,9 @@ type Status struct {
 	Forwards   []ForwardStatus     `json:"forwards"`
 	Tunnels    []TunnelStats       `json:"tunnels"`
 	API        []APIStats          `json:"api"`
+	// HostsSkipped are the names the last hosts write left out, and why
+	// (not valid there, the user's own entry, refused by the helper).
+	HostsSkipped []hosts.Skipped `json:"hostsSkipped,omitempty"`
 }
 
 // TunnelStats counts one context's tunnel dials.
@@ -96,6 +100,9 @@ func (e *Engine) Status() Status {
 		return strings.Compare(a.Context+"/"+a.Namespace+"/"+a.Service+"/"+a.Pod, b.Context+"/"+b.Namespace+"/"+b.Service+"/"+b.Pod)
 	})
 	st := Status{Version: e.opts.Version, Started: e.started, Contexts: slices.Clone(e.contexts), Forwards: out, Namespaces: e.Namespaces()}
+	e.mu.Lock()
+	st.HostsSkipped = slices.Clone(e.hostsSkipped)
+	e.mu.Unlock()
 	for _, name := range e.contexts {
 		cl := e.clusters[name]
 		pool := cl.pool
