@@ -6,16 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"os/user"
-	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -46,7 +41,7 @@ in it that talks to Kubernetes, runs as you.
 
 func newHelperRunCommand(streams Streams) *cobra.Command {
 	var socket, hostsPath string
-	var allow []string
+	var allow, domains []string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Serve the helper in the foreground (what the installed service runs)",
@@ -56,6 +51,10 @@ func newHelperRunCommand(streams Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			allowDomains, err := helper.ParseAllowDomains(domains)
+			if err != nil {
+				return UsageError{err}
+			}
 			if os.Geteuid() != 0 {
 				return PrivilegeError{errors.New("the helper must run as root: sudo kubefwd helper run, or install it as a service with sudo kubefwd helper install")}
 			}
@@ -64,6 +63,7 @@ func newHelperRunCommand(streams Streams) *cobra.Command {
 			s := &helper.Server{
 				Socket: socket, HostsPath: hostsPath, Allow: uids,
 				Version: Version(), Log: commandLog(streams), Aliases: loopback.NewAliases(),
+				Policy: helper.Policy{AllowDomains: allowDomains},
 			}
 			return s.Serve(ctx)
 		},
@@ -72,11 +72,14 @@ func newHelperRunCommand(streams Streams) *cobra.Command {
 	f.StringVar(&socket, "socket", helper.DefaultSocket(), "Unix socket to serve")
 	f.StringVar(&hostsPath, "hosts-path", hosts.DefaultPath(), "hosts file to keep the clients' entries in")
 	f.StringSliceVar(&allow, "allow-user", nil, "user (name or uid) allowed to use the helper; repeatable (default: the user who ran sudo)")
+	f.StringSliceVar(&domains, "allow-domain", nil, allowDomainHelp)
 	return cmd
 }
 
+const allowDomainHelp = "publish names under this domain even if they look like internet names (a public top-level domain), wpad, isatap or the machine's own; repeatable"
+
 func newHelperInstallCommand(streams Streams) *cobra.Command {
-	var allow []string
+	var allow, domains []string
 	var hostsPath, root string
 	cmd := &cobra.Command{
 		Use:   "install",
@@ -86,19 +89,26 @@ func newHelperInstallCommand(streams Streams) *cobra.Command {
 			if _, err := allowedUIDs(allow); err != nil {
 				return err
 			}
+			allowDomains, err := helper.ParseAllowDomains(domains)
+			if err != nil {
+				return UsageError{err}
+			}
 			if len(allow) == 0 {
 				allow = []string{sudoUser().Username} // allowedUIDs found one
 			}
 			if os.Geteuid() != 0 {
 				return PrivilegeError{errors.New("installing the helper needs root: sudo kubefwd helper install")}
 			}
-			return installHelper(cmd.Context(), streams.Out, root, helper.InstallConfig{
-				Binary: helper.InstallBinary, Socket: helper.DefaultSocket(), HostsPath: hostsPath, Allow: allow,
+			inst := &helper.Installer{Root: root, FilesOnly: root != "", Out: streams.Out}
+			return inst.Install(cmd.Context(), helper.InstallConfig{
+				Binary: helper.InstallBinary, Socket: helper.DefaultSocket(), HostsPath: hostsPath,
+				Allow: allow, AllowDomains: allowDomains,
 			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&allow, "allow-user", nil, "user (name or uid) allowed to use the helper; repeatable (default: the user who ran sudo)")
+	f.StringSliceVar(&domains, "allow-domain", nil, allowDomainHelp)
 	f.StringVar(&hostsPath, "hosts-path", hosts.DefaultPath(), "hosts file the helper keeps entries in")
 	f.StringVar(&root, "root", "", "install the files under this directory instead of / and do not start anything (for packaging)")
 	return cmd
@@ -114,7 +124,8 @@ func newHelperUninstallCommand(streams Streams) *cobra.Command {
 			if os.Geteuid() != 0 {
 				return PrivilegeError{errors.New("removing the helper needs root: sudo kubefwd helper uninstall")}
 			}
-			return uninstallHelper(cmd.Context(), streams.Out, root)
+			inst := &helper.Installer{Root: root, FilesOnly: root != "", Out: streams.Out}
+			return inst.Uninstall(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "remove the files under this directory instead of / and stop nothing (for packaging)")
@@ -189,152 +200,4 @@ func commandLog(streams Streams) *slog.Logger {
 		return streams.Log
 	}
 	return slog.New(slog.NewTextHandler(streams.Err, nil))
-}
-
-// installHelper copies this binary to a root-owned place, writes the
-// service definition and, unless root is set, starts the service.
-func installHelper(ctx context.Context, out io.Writer, root string, c helper.InstallConfig) error {
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("cannot find the kubefwd binary to install: %w", err)
-	}
-	if err := copyFileAtomic(self, filepath.Join(root, c.Binary), 0o755); err != nil {
-		return fmt.Errorf("install %s: %w", c.Binary, err)
-	}
-	fmt.Fprintf(out, "installed %s\n", filepath.Join(root, c.Binary))
-	var def, defPath string
-	switch runtime.GOOS {
-	case "darwin":
-		def, defPath = helper.LaunchdPlistFile(c), helper.LaunchdPlist
-	default:
-		def, defPath = helper.SystemdUnitFile(c), helper.SystemdUnit
-		// The sandbox makes /etc read-only but for the hosts file and its
-		// lock file, which must therefore exist beforehand.
-		lock := filepath.Join(root, hosts.LockPath(c.HostsPath))
-		if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
-			return err
-		}
-		f, err := os.OpenFile(lock, os.O_CREATE|os.O_RDONLY, 0o644)
-		if err != nil {
-			return fmt.Errorf("create the hosts lock file: %w", err)
-		}
-		f.Close()
-	}
-	if err := writeFileAtomic(filepath.Join(root, defPath), []byte(def), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", defPath, err)
-	}
-	fmt.Fprintf(out, "wrote %s (allowing %s)\n", filepath.Join(root, defPath), strings.Join(c.Allow, ", "))
-	if root != "" {
-		return nil
-	}
-	if err := startService(ctx, out); err != nil {
-		return err
-	}
-	// Wait for the socket, so that the next command can use it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ictx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := helper.Info(ictx, c.Socket)
-		cancel()
-		if err == nil {
-			fmt.Fprintf(out, "the helper is running at %s; run kubefwd svc as yourself now\n", c.Socket)
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the helper service was started but does not answer at %s: %w", c.Socket, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func startService(ctx context.Context, out io.Writer) error {
-	if runtime.GOOS == "darwin" {
-		_ = runCommand(ctx, out, "launchctl", "bootout", "system/"+helper.LaunchdLabel) // an older one, if any
-		return runCommand(ctx, out, "launchctl", "bootstrap", "system", helper.LaunchdPlist)
-	}
-	if _, err := os.Stat("/run/systemd/system"); err != nil {
-		return fmt.Errorf("systemd is not running on this machine, so the helper was installed but not started; start it with: %s",
-			strings.Join(helper.InstallConfig{Binary: helper.InstallBinary, Socket: helper.DefaultSocket(), HostsPath: hosts.DefaultPath()}.Args(), " ")+" --allow-user NAME")
-	}
-	if err := runCommand(ctx, out, "systemctl", "daemon-reload"); err != nil {
-		return err
-	}
-	if err := runCommand(ctx, out, "systemctl", "enable", helper.SystemdName); err != nil {
-		return err
-	}
-	// restart, not start: a reinstall must run the new binary.
-	return runCommand(ctx, out, "systemctl", "restart", helper.SystemdName)
-}
-
-func uninstallHelper(ctx context.Context, out io.Writer, root string) error {
-	if root == "" {
-		if runtime.GOOS == "darwin" {
-			_ = runCommand(ctx, out, "launchctl", "bootout", "system/"+helper.LaunchdLabel)
-		} else if _, err := os.Stat("/run/systemd/system"); err == nil {
-			_ = runCommand(ctx, out, "systemctl", "disable", "--now", helper.SystemdName)
-		}
-	}
-	var errs []error
-	// The hosts lock file stays: other kubefwd instances may hold it.
-	for _, p := range []string{helper.SystemdUnit, helper.LaunchdPlist, helper.InstallBinary} {
-		full := filepath.Join(root, p)
-		if err := os.Remove(full); err == nil {
-			fmt.Fprintf(out, "removed %s\n", full)
-		} else if !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	_ = os.Remove(filepath.Join(root, filepath.Dir(helper.InstallBinary)))
-	if root == "" && runtime.GOOS != "darwin" {
-		if _, err := os.Stat("/run/systemd/system"); err == nil {
-			_ = runCommand(ctx, out, "systemctl", "daemon-reload")
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func runCommand(ctx context.Context, out io.Writer, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
-	}
-	return nil
-}
-
-func copyFileAtomic(src, dst string, mode os.FileMode) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(dst, data, mode)
-}
-
-// writeFileAtomic writes a root-owned file by rename, so that a running
-// service never sees half of it.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

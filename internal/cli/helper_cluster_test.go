@@ -458,10 +458,13 @@ func TestHelperInstallFiles(t *testing.T) {
 	if out, code := run("helper", "install", "--root", root, "--allow-user", "no-such-user-here"); code != ExitUsage || !strings.Contains(out, "no such user") {
 		t.Errorf("install allowing a user that does not exist: exit %d\n%s", code, out)
 	}
+	if out, code := run("helper", "install", "--root", root, "--allow-user", "nobody", "--allow-domain", "a b"); code != ExitUsage || !strings.Contains(out, "--allow-domain") {
+		t.Errorf("install allowing a domain that is no DNS name: exit %d\n%s", code, out)
+	}
 	if entries, _ := os.ReadDir(root); len(entries) != 0 {
 		t.Fatalf("refused installs left files: %v", entries)
 	}
-	if out, code := run("helper", "install", "--root", root, "--allow-user", "nobody"); code != 0 {
+	if out, code := run("helper", "install", "--root", root, "--allow-user", "nobody", "--allow-domain", ".Dev"); code != 0 {
 		t.Fatalf("install: exit %d\n%s", code, out)
 	}
 	info, err := os.Stat(filepath.Join(root, helper.InstallBinary))
@@ -469,7 +472,8 @@ func TestHelperInstallFiles(t *testing.T) {
 		t.Errorf("installed binary: %v %v", info, err)
 	}
 	unit, err := os.ReadFile(filepath.Join(root, helper.SystemdUnit))
-	if err != nil || !strings.Contains(string(unit), "ExecStart="+helper.InstallBinary+" helper run") || !strings.Contains(string(unit), "--allow-user nobody") {
+	if err != nil || !strings.Contains(string(unit), "ExecStart="+helper.InstallBinary+" helper run") || !strings.Contains(string(unit), "--allow-user nobody --allow-domain dev\n") ||
+		!strings.Contains(string(unit), "MemoryMax=") || !strings.Contains(string(unit), "TasksMax=") {
 		t.Errorf("unit: %v\n%s", err, unit)
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc", "hosts.kubefwd.lock")); err != nil {

@@ -25,6 +25,9 @@ type InstallConfig struct {
 	Socket    string   // absolute path of the helper socket
 	HostsPath string   // the hosts file the helper writes
 	Allow     []string // user names (or uids) allowed
+	// AllowDomains are the domains under which the policy's refusals are
+	// lifted (--allow-domain).
+	AllowDomains []string
 }
 
 // Args is the helper's command line.
@@ -32,6 +35,9 @@ func (c InstallConfig) Args() []string {
 	args := []string{c.Binary, "helper", "run", "--socket", c.Socket, "--hosts-path", c.HostsPath}
 	for _, u := range c.Allow {
 		args = append(args, "--allow-user", u)
+	}
+	for _, d := range c.AllowDomains {
+		args = append(args, "--allow-domain", d)
 	}
 	return args
 }
@@ -41,7 +47,10 @@ func (c InstallConfig) Args() []string {
 // only capability), write the hosts file and its lock file (root owns
 // them, so no DAC override is needed), and serve its socket in
 // /run/kubefwd. Everything else of the file system is read-only or
-// hidden. IPAddressDeny= and similar socket filters are deliberately
+// hidden. MemoryMax= and TasksMax= bound what a flood of allowed users
+// can cost the machine (the helper's own limits bound everyone else);
+// hitting them kills the helper, which restarts, and clients reconnect.
+// IPAddressDeny= and similar socket filters are deliberately
 // absent: the listeners the helper binds are used by its clients, and a
 // filter attached to them would cut their traffic.
 func SystemdUnitFile(c InstallConfig) string {
@@ -57,6 +66,8 @@ func SystemdUnitFile(c InstallConfig) string {
 	w("ExecStart=" + systemdQuote(c.Args()))
 	w("Restart=on-failure")
 	w("RestartSec=1")
+	w("MemoryMax=256M")
+	w("TasksMax=256")
 	w("RuntimeDirectory=kubefwd") // the socket's directory, /run/kubefwd
 	w("RuntimeDirectoryMode=0755")
 	w("UMask=0022")

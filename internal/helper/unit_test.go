@@ -9,10 +9,13 @@ import (
 )
 
 func TestSystemdUnitFile(t *testing.T) {
-	c := InstallConfig{Binary: InstallBinary, Socket: "/run/kubefwd/helper.sock", HostsPath: "/etc/hosts", Allow: []string{"alice", "bob smith"}}
+	c := InstallConfig{Binary: InstallBinary, Socket: "/run/kubefwd/helper.sock", HostsPath: "/etc/hosts", Allow: []string{"alice", "bob smith"}, AllowDomains: []string{"dev"}}
 	unit := SystemdUnitFile(c)
 	for _, want := range []string{
-		`ExecStart=/usr/local/lib/kubefwd/kubefwd helper run --socket /run/kubefwd/helper.sock --hosts-path /etc/hosts --allow-user alice --allow-user "bob smith"`,
+		`ExecStart=/usr/local/lib/kubefwd/kubefwd helper run --socket /run/kubefwd/helper.sock --hosts-path /etc/hosts --allow-user alice --allow-user "bob smith" --allow-domain dev`,
+		"Restart=on-failure\n",
+		"MemoryMax=256M\n",
+		"TasksMax=256\n",
 		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
 		"NoNewPrivileges=yes\n",
 		"ProtectSystem=strict\n",

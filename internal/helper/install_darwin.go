@@ -1,0 +1,3 @@
+package helper
+
+func platformManager() serviceManager { return launchd{} }

@@ -1,0 +1,5 @@
+//go:build unix && !darwin
+
+package helper
+
+func platformManager() serviceManager { return systemd{} }
