@@ -32,28 +32,36 @@ type Policy struct {
 }
 
 // Reason says why name, a valid DNS name, is not published; "" means it is.
-func (p Policy) Reason(name string) string {
-	n := strings.ToLower(name)
-	for _, d := range p.AllowDomains {
-		if n == d || strings.HasSuffix(n, "."+d) {
-			return ""
-		}
-	}
-	first, _, _ := strings.Cut(n, ".")
-	if first == "wpad" || first == "isatap" {
-		return "wpad and isatap names steer proxy and tunnel discovery for every program on this machine; " + allowHint
-	}
-	if tld, ok := publicTLD(n); ok {
-		return fmt.Sprintf("it looks like an internet name (.%s is a public top-level domain); %s", tld, allowHint)
-	}
+func (p Policy) Reason(name string) string { return p.Reasons()(name) }
+
+// Reasons is Reason with the machine's names looked up once, for checking
+// many names.
+func (p Policy) Reasons() func(name string) string {
+	machine := map[string]bool{}
 	if p.MachineNames != nil {
 		for _, m := range p.MachineNames() {
-			if n == m {
-				return "it is this machine's own name; " + allowHint
-			}
+			machine[m] = true
 		}
 	}
-	return ""
+	return func(name string) string {
+		n := strings.ToLower(name)
+		for _, d := range p.AllowDomains {
+			if n == d || strings.HasSuffix(n, "."+d) {
+				return ""
+			}
+		}
+		first, _, _ := strings.Cut(n, ".")
+		if first == "wpad" || first == "isatap" {
+			return "wpad and isatap names steer proxy and tunnel discovery for every program on this machine; " + allowHint
+		}
+		if tld, ok := publicTLD(n); ok {
+			return fmt.Sprintf("it looks like an internet name (.%s is a public top-level domain); %s", tld, allowHint)
+		}
+		if machine[n] {
+			return "it is this machine's own name; " + allowHint
+		}
+		return ""
+	}
 }
 
 const allowHint = "the kubefwd helper publishes such names only under a domain its administrator allows (kubefwd helper install --allow-domain)"

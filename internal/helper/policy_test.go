@@ -1,6 +1,9 @@
 package helper
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,5 +65,26 @@ func TestSelfNames(t *testing.T) {
 		"# kubefwd begin u1-x uid=1\n127.0.0.1 planted\n# kubefwd end u1-x\n"
 	if got := strings.Join(selfNames([]byte(content)), " "); got != "localhost box.lan box ip6-localhost" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+func TestMachineNamesIncludeTheHostName(t *testing.T) {
+	h, err := os.Hostname()
+	if err != nil {
+		t.Skip(err)
+	}
+	path := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(path, []byte("127.0.1.1 debian-box.lan debian-box\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := MachineNames(path)()
+	short, _, _ := strings.Cut(strings.ToLower(h), ".")
+	for _, want := range []string{strings.ToLower(h), short, "debian-box.lan", "debian-box"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("machine names %v lack %q", got, want)
+		}
+	}
+	if why := (Policy{MachineNames: MachineNames(path)}).Reason(short); why == "" {
+		t.Errorf("the machine's own name %q would be published", short)
 	}
 }

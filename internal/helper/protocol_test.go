@@ -44,7 +44,7 @@ func FuzzRequest(f *testing.F) {
 		}
 		_ = CheckInstance(req.Instance)
 		_, _ = CheckAddr(req.Addr)
-		c := checkEntries(req.Entries, Policy{}.Reason, MaxUserBytes, "over")
+		c := checkEntries(req.Entries, Policy{}.Reasons(), MaxUserBytes, "over")
 		for _, e := range c.entries {
 			for _, n := range e.Names {
 				if names.CheckHostname(n) == nil && strings.ContainsAny(n, " \t\r\n#\x00") {

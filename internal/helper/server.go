@@ -511,6 +511,7 @@ func (s *Server) hosts(sess *session, in []Entry) ([]hosts.Skipped, error) {
 	if !s.hostsCurrent() {
 		return nil, ErrHostsReplaced
 	}
+	reasons := s.Policy.Reasons() // reads the machine's names once
 	// The budget is taken under the lock, so that two sessions of one
 	// user cannot both spend it.
 	s.mu.Lock()
@@ -520,7 +521,7 @@ func (s *Server) hosts(sess *session, in []Entry) ([]hosts.Skipped, error) {
 			budget -= other.bytes
 		}
 	}
-	c := checkEntries(in, s.Policy.Reason, max(budget, 0),
+	c := checkEntries(in, reasons, max(budget, 0),
 		fmt.Sprintf("the helper keeps at most %d bytes of hosts entries per user, across all of a user's kubefwd instances", s.MaxUserBytes))
 	sess.bytes = c.bytes
 	s.mu.Unlock()
