@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/kubefwd/kubefwd/internal/loopback"
+	"github.com/kubefwd/kubefwd/internal/asuser"
 )
 
 // Under sudo, kubefwd acts for the user who ran it: their kubeconfig, their
-// state directory, their control socket, files owned by them.
+// state directory, their control socket. Root's rights are for the hosts
+// file and the ports only: every file in a place the user controls, and
+// every path they name, is used with their rights (package asuser).
 
 // invokingUser is the user kubefwd acts for: the one who ran sudo, if
 // this is root under sudo, else the current one.
@@ -19,6 +21,7 @@ func invokingUser() (uid, gid int) {
 	if uid == 0 {
 		if u, err := strconv.Atoi(os.Getenv("SUDO_UID")); err == nil && u > 0 {
 			uid = u
+			gid = u // a missing SUDO_GID must not leave root's group
 			if g, err := strconv.Atoi(os.Getenv("SUDO_GID")); err == nil {
 				gid = g
 			}
@@ -27,18 +30,28 @@ func invokingUser() (uid, gid int) {
 	return uid, gid
 }
 
+// actingUser is the identity file operations for the invoking user run
+// with: nil when kubefwd is not root acting for someone else.
+func actingUser() *asuser.User {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid := invokingUser()
+	if uid == 0 {
+		return nil
+	}
+	u, _ := asuser.Lookup(uid, gid)
+	return u
+}
+
 // sudoUserKubeconfig finds the invoking user's kubeconfig when running
 // under plain sudo, which resets $HOME and $KUBECONFIG.
 func (o *svcOptions) sudoUserKubeconfig() string {
-	if os.Geteuid() != 0 || os.Getenv("KUBECONFIG") != "" {
+	if os.Geteuid() != 0 || os.Getenv("KUBECONFIG") != "" || o.user == nil || o.user.Home == "" {
 		return ""
 	}
-	u := sudoUser()
-	if u == nil {
-		return ""
-	}
-	path := filepath.Join(u.HomeDir, ".kube", "config")
-	if _, err := os.Stat(path); err != nil {
+	path := filepath.Join(o.user.Home, ".kube", "config")
+	if err := o.user.Do(func() error { _, err := os.Stat(path); return err }); err != nil {
 		return ""
 	}
 	return path
@@ -56,28 +69,29 @@ func sudoUser() *user.User {
 	return u
 }
 
-// defaultStateFile is in the invoking user's state directory, owned by
-// them even when kubefwd runs under sudo.
-func defaultStateFile() (string, *loopback.Owner) {
-	return stateFileFor(os.Geteuid(), os.Getenv, user.LookupId, os.UserHomeDir)
+// defaultStateFile is in the acting user's state directory (theirs under
+// sudo, written with their rights).
+func defaultStateFile(u *asuser.User) string {
+	return stateFileFor(u, os.Getenv, os.UserHomeDir)
 }
 
 // stateFileFor is defaultStateFile with the process's view of the world
 // passed in, so the sudo case can be tested without a real sudo user.
-func stateFileFor(euid int, getenv func(string) string, lookup func(string) (*user.User, error), home func() (string, error)) (string, *loopback.Owner) {
-	if uid := getenv("SUDO_UID"); euid == 0 && uid != "" && uid != "0" {
-		if u, err := lookup(uid); err == nil {
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
-			return filepath.Join(u.HomeDir, ".local", "state", "kubefwd", "addresses.json"), &loopback.Owner{UID: uid, GID: gid}
+func stateFileFor(u *asuser.User, getenv func(string) string, home func() (string, error)) string {
+	if u != nil {
+		// Root's $XDG_STATE_HOME (or the user's, kept by sudo -E) is not
+		// trusted here: the user's home from the user database is.
+		if u.Home != "" {
+			return filepath.Join(u.Home, ".local", "state", "kubefwd", "addresses.json")
 		}
+		return filepath.Join(os.TempDir(), "kubefwd-"+strconv.Itoa(u.UID), "addresses.json")
 	}
 	if d := getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "kubefwd", "addresses.json"), nil
+		return filepath.Join(d, "kubefwd", "addresses.json")
 	}
 	h, err := home()
 	if err != nil {
-		return filepath.Join(os.TempDir(), "kubefwd-addresses.json"), nil
+		return filepath.Join(os.TempDir(), "kubefwd-addresses.json")
 	}
-	return filepath.Join(h, ".local", "state", "kubefwd", "addresses.json"), nil
+	return filepath.Join(h, ".local", "state", "kubefwd", "addresses.json")
 }

@@ -21,7 +21,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
 
+	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/engine"
@@ -65,7 +67,9 @@ type svcOptions struct {
 	mapping  catalog.Mapping
 	loopback loopback.Config
 	targets  []kube.Target
-	owner    *loopback.Owner
+	// user is whose rights the invoking user's files are used with (under
+	// sudo); nil: this process's own.
+	user *asuser.User
 	// helperErr says why a reachable helper was not used (it refused this
 	// user), for the privilege errors that may follow.
 	helperErr error
@@ -158,6 +162,7 @@ func (o *svcOptions) complete() error {
 			return UsageError{fmt.Errorf("--field-selector %q: %v", o.fieldSelector, err)}
 		}
 	}
+	o.user = actingUser()
 	mapping, err := parseMappings(o.mappings)
 	if err != nil {
 		return UsageError{err}
@@ -166,7 +171,7 @@ func (o *svcOptions) complete() error {
 
 	cfg := loopback.Config{Base: loopback.DefaultBase}
 	if o.fwdConf != "" {
-		if cfg, err = loopback.LoadFile(o.fwdConf); err != nil {
+		if err = o.user.Do(func() (err error) { cfg, err = loopback.LoadFile(o.fwdConf); return err }); err != nil {
 			return UsageError{err}
 		}
 	}
@@ -200,7 +205,7 @@ func (o *svcOptions) complete() error {
 	}
 	var fileRefs []namespaces.Ref
 	if o.nsFile != "" {
-		if fileRefs, err = namespaces.ReadFile(o.nsFile); err != nil {
+		if err = o.user.Do(func() (err error) { fileRefs, err = namespaces.ReadFile(o.nsFile); return err }); err != nil {
 			return UsageError{fmt.Errorf("--namespaces-file: %w", err)}
 		}
 	}
@@ -214,9 +219,18 @@ func (o *svcOptions) complete() error {
 	if kubeconfig != "" {
 		o.kubeFlags.KubeConfig = &kubeconfig
 	}
-	o.targets, err = kube.Resolve(kube.Request{
-		Flags: o.kubeFlags, Contexts: o.contexts, Namespaces: o.namespaces, AllNamespaces: o.allNamespaces,
-		QPS: 50, Burst: 100,
+	// The kubeconfig and the files it names are the user's: read with their
+	// rights, and the credentials it points at are read now, as them.
+	var adjust func(*rest.Config) error
+	if o.user != nil {
+		adjust = o.asUserConfig
+	}
+	err = o.user.Do(func() (err error) {
+		o.targets, err = kube.Resolve(kube.Request{
+			Flags: o.kubeFlags, Contexts: o.contexts, Namespaces: o.namespaces, AllNamespaces: o.allNamespaces,
+			QPS: 50, Burst: 100, Adjust: adjust,
+		})
+		return err
 	})
 	if err != nil {
 		var ue kube.UsageError
@@ -241,14 +255,15 @@ func (o *svcOptions) complete() error {
 	}
 
 	if o.stateFile == "" {
-		o.stateFile, o.owner = defaultStateFile()
+		o.stateFile = defaultStateFile(o.user)
 	}
 	return nil
 }
 
 func (o *svcOptions) run(ctx context.Context) error {
 	if o.profileDir != "" {
-		stop, err := startProfiles(o.profileDir)
+		var stop func() error
+		err := o.user.Do(func() (err error) { stop, err = startProfiles(o.profileDir); return err })
 		if err != nil {
 			return UsageError{fmt.Errorf("--profile-dir: %w", err)}
 		}
@@ -279,6 +294,9 @@ func (o *svcOptions) run(ctx context.Context) error {
 		defer func() { stopKeep(); <-keepDone }()
 		o.log.Info("using the kubefwd helper: listeners and hosts entries come from it", "socket", o.helperSocket, "hosts", session.HostsPath())
 	} else {
+		if err := o.checkHostsPath(); err != nil {
+			return err
+		}
 		if err := checkWritable(o.hostsPath, o.helperErr); err != nil {
 			return err
 		}
@@ -316,7 +334,7 @@ func (o *svcOptions) run(ctx context.Context) error {
 	opts := engine.Options{
 		Targets: targets, LabelSelector: o.selector, FieldSelector: o.fieldSelector,
 		Mapping: o.mapping, Domain: o.domain, Loopback: o.loopback,
-		State:    loopback.Store{Path: o.stateFile, Owner: o.owner},
+		State:    loopback.Store{Path: o.stateFile, User: o.user},
 		PinFirst: o.pinFirst,
 		Proxy:    forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
 		Log:      o.log,
@@ -334,15 +352,16 @@ func (o *svcOptions) run(ctx context.Context) error {
 				o.log.Warn("cannot flush the DNS cache", "err", err)
 			}
 		}}
+		hostsWriter := o.hostsWriter(hostsFile)
 		aliases := loopback.NewAliases()
-		opts.Hosts, opts.Aliases = hostsFile, aliases
+		opts.Hosts, opts.Aliases = hostsWriter, aliases
 		cleanup = func() {
-			_ = hostsFile.Remove()
+			_ = hostsWriter.Remove()
 			_ = aliases.RemoveAll()
 		}
 		// Blocks of instances that died without cleaning up (kill -9, a
 		// crash, a reboot) go first.
-		gone, err := hostsFile.RemoveStale()
+		gone, err := hostsWriter.RemoveStale()
 		if err != nil {
 			return err
 		}
@@ -378,8 +397,8 @@ func (o *svcOptions) run(ctx context.Context) error {
 		}
 	}()
 	// The local control API: kubefwd status, events, refresh, namespaces.
-	uid, gid := invokingUser()
-	api := &control.Server{Engine: eng, Log: o.log, UID: uid, GID: gid, Stop: cancel}
+	uid, _ := invokingUser()
+	api := &control.Server{Engine: eng, Log: o.log, UID: uid, User: o.user, Stop: cancel}
 	apiDone := make(chan error, 1)
 	go func() {
 		err := api.Serve(ctx, control.Dir(uid), name)
@@ -407,7 +426,7 @@ func (o *svcOptions) run(ctx context.Context) error {
 
 // followFile applies the namespaces file whenever it changes.
 func (o *svcOptions) followFile(ctx context.Context, eng *engine.Engine) error {
-	return namespaces.Follow(ctx, o.nsFile, func(refs []namespaces.Ref) {
+	return namespaces.Follow(ctx, o.nsFile, o.user, func(refs []namespaces.Ref) {
 		if _, err := eng.ChangeNamespaces(engine.NamespacesSet, refs); err != nil {
 			o.log.Error("cannot apply the namespaces file; keeping the previous namespaces", "file", o.nsFile, "err", err)
 		}

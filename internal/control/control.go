@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/internal/peercred"
@@ -60,9 +61,12 @@ func isDir(p string) bool {
 type Server struct {
 	Engine Engine
 	Log    *slog.Logger
-	// UID is the user allowed besides root (the invoking user under sudo).
+	// UID is the user allowed besides root (the invoking user under sudo),
+	// who must own the socket's directory.
 	UID int
-	GID int
+	// User, if set, is whose rights the socket and its directory are made
+	// with (the invoking user under sudo); nil means this process's.
+	User *asuser.User
 	// Stop, if set, ends the instance (POST /v1/stop).
 	Stop func()
 }
@@ -71,26 +75,38 @@ type Server struct {
 const maxBody = 1 << 20
 
 // Serve listens on dir/id.sock until ctx ends, then removes the socket.
+// The directory and the socket are made with User's rights: under sudo
+// they are in a place the invoking user controls, where root must not
+// follow their links or take their files.
 func (s *Server) Serve(ctx context.Context, dir, id string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("control socket directory: %w", err)
-	}
-	_ = os.Chown(dir, s.UID, s.GID)
-	removeStale(dir)
 	path := filepath.Join(dir, id+".sock")
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("an instance named %q is already running (%s)", id, path)
-	}
-	ln, err := net.Listen("unix", path)
+	var ln *net.UnixListener
+	err := s.User.Do(func() error {
+		if err := privateDir(dir, s.UID); err != nil {
+			return err
+		}
+		removeStale(dir, s.UID)
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("an instance named %q is already running (%s)", id, path)
+		}
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			l.Close()
+			return err
+		}
+		// The socket file is removed below with the user's rights, not by
+		// the listener's Close on whatever thread runs it.
+		l.SetUnlinkOnClose(false)
+		ln = l
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
-	}
-	defer os.Remove(path)
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return err
 	}
-	_ = os.Chown(path, s.UID, s.GID)
+	defer func() { _ = s.User.Do(func() error { return os.Remove(path) }) }()
 
 	srv := &http.Server{
 		Handler:           s.authorize(s.routes()),
@@ -314,14 +330,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // removeStale deletes sockets in dir that nobody answers on (left by an
-// instance that crashed).
-func removeStale(dir string) {
+// instance that crashed). Only sockets owned by uid go: a regular file or
+// anyone else's socket that happens to be named *.sock stays.
+func removeStale(dir string, uid int) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".sock") {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
+		if !ownSocket(p, uid) {
+			continue
+		}
 		c, err := net.DialTimeout("unix", p, time.Second)
 		if err == nil {
 			c.Close()

@@ -13,12 +13,14 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 )
@@ -71,7 +73,10 @@ func (s *stubEngine) Subscribe() *engine.Subscription { return nil }
 func serve(t *testing.T, dir string, uid int) (*stubEngine, func()) {
 	t.Helper()
 	eng := &stubEngine{}
-	s := &Server{Engine: eng, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), UID: uid, GID: uid}
+	s := &Server{Engine: eng, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), UID: uid}
+	if uid != os.Getuid() {
+		s.User = &asuser.User{UID: uid, GID: uid} // root acting for the invoking user
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, dir, "inst") }()
@@ -132,6 +137,7 @@ func TestPeerCredentials(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	dir := filepath.Join(base, "kubefwd")
+	os.Chmod(base, 0o777)           // the invoking user makes the socket's directory here
 	_, stop := serve(t, dir, 65534) // nobody is the invoking user
 	defer stop()
 	self, _ := os.Executable()
@@ -270,5 +276,132 @@ func TestBadRequests(t *testing.T) {
 		if resp.StatusCode != tt.code || !strings.Contains(string(body), tt.msg) {
 			t.Errorf("%s %s %.40q: %d %s, want %d with %q", tt.method, tt.path, tt.body, resp.StatusCode, body, tt.code, tt.msg)
 		}
+	}
+}
+
+// hostileBase is a directory the invoking user (nobody) may write in, like
+// /run/user/UID or /tmp.
+func hostileBase(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act for another user")
+	}
+	base := t.TempDir()
+	os.Chmod(filepath.Dir(base), 0o755)
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+func serveErr(dir string, uid int) error {
+	s := &Server{Engine: &stubEngine{}, Log: slog.New(slog.DiscardHandler), UID: uid, User: &asuser.User{UID: uid, GID: uid}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return s.Serve(ctx, dir, "inst")
+}
+
+// The user makes their socket directory a symlink to a directory of root's
+// (the issue's /etc case): root neither gives it away nor deletes
+// anything in it, and says why it stops.
+func TestHostileControlDirSymlink(t *testing.T) {
+	base := hostileBase(t)
+	victim := t.TempDir() // root's, like /etc
+	os.Chmod(victim, 0o755)
+	if err := os.WriteFile(filepath.Join(victim, "passwd.sock"), []byte("root's file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(victim, "dead.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	dir := filepath.Join(base, "kubefwd")
+	if err := os.Symlink(victim, dir); err != nil {
+		t.Fatal(err)
+	}
+	err = serveErr(dir, 65534)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Serve through a symlink: %v, want a refusal naming the link", err)
+	}
+	info, _ := os.Stat(victim)
+	if st := info.Sys().(*syscall.Stat_t); st.Uid != 0 || info.Mode().Perm() != 0o755 {
+		t.Errorf("root's directory was changed: owner %d mode %v", st.Uid, info.Mode().Perm())
+	}
+	for _, name := range []string{"passwd.sock", "dead.sock"} {
+		if _, err := os.Lstat(filepath.Join(victim, name)); err != nil {
+			t.Errorf("%s in root's directory: %v", name, err)
+		}
+	}
+	entries, _ := os.ReadDir(victim)
+	if len(entries) != 2 {
+		t.Errorf("root's directory holds %d entries, want the 2 it had", len(entries))
+	}
+}
+
+// Another user created the fallback directory first (a shared /tmp): it
+// is refused, not used.
+func TestHostileControlDirOfAnotherUser(t *testing.T) {
+	base := hostileBase(t)
+	dir := filepath.Join(base, "kubefwd-65534")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	if err := os.Chown(dir, 1, 1); err != nil { // daemon
+		t.Fatal(err)
+	}
+	err := serveErr(dir, 65534)
+	if err == nil || !strings.Contains(err.Error(), "belongs to uid 1") {
+		t.Errorf("Serve in another user's directory: %v, want a refusal naming its owner", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("something was created in another user's directory: %v", entries)
+	}
+}
+
+// Stale-socket clean-up removes only dead sockets of the user: not a
+// regular file named *.sock, not another user's socket.
+func TestHostileStaleCleanupOnlyOwnSockets(t *testing.T) {
+	base := hostileBase(t)
+	dir := filepath.Join(base, "kubefwd")
+	err := (&asuser.User{UID: 65534, GID: 65534}).Do(func() error {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "notes.sock"), []byte("x"), 0o600); err != nil {
+			return err
+		}
+		for _, name := range []string{"dead.sock", "other.sock"} {
+			ln, err := net.Listen("unix", filepath.Join(dir, name))
+			if err != nil {
+				return err
+			}
+			ln.(*net.UnixListener).SetUnlinkOnClose(false)
+			ln.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(filepath.Join(dir, "other.sock"), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := serve(t, dir, 65534)
+	for name, want := range map[string]bool{"notes.sock": true, "other.sock": true, "dead.sock": false, "inst.sock": true} {
+		_, err := os.Lstat(filepath.Join(dir, name))
+		if (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", name, err == nil, want)
+		}
+	}
+	info, err := os.Lstat(filepath.Join(dir, "inst.sock"))
+	if err == nil && info.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("the socket is owned by uid %d, want the invoking user's", info.Sys().(*syscall.Stat_t).Uid)
+	}
+	stop()
+	if _, err := os.Lstat(filepath.Join(dir, "inst.sock")); err == nil {
+		t.Error("the socket stayed after the instance stopped")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/kubefwd/kubefwd/internal/asuser"
 )
 
 // ReadFile reads a namespaces file. A missing file is an empty set: the
@@ -34,22 +36,26 @@ func ReadFile(path string) ([]Ref, error) {
 // save by renaming a new file over the old one, and files created or
 // deleted later, are followed too. A file that cannot be parsed is reported
 // to onError and the previous set kept: a typo must not stop forwarding
-// everything. The first call to apply is for the content at start.
-func Follow(ctx context.Context, path string, apply func([]Ref), onError func(error)) error {
+// everything. The first call to apply is for the content at start. The
+// file and its directory are the user's: they are watched and read with
+// u's rights (nil: the process's own), so root never reads, or learns the
+// names in, a directory the user could not.
+func Follow(ctx context.Context, path string, u *asuser.User, apply func([]Ref), onError func(error)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
 	}
 	defer w.Close()
 	path = filepath.Clean(path)
-	if err := w.Add(filepath.Dir(path)); err != nil {
+	if err := u.Do(func() error { return w.Add(filepath.Dir(path)) }); err != nil {
 		return fmt.Errorf("cannot watch %s: %w", filepath.Dir(path), err)
 	}
 
 	var last []Ref
 	first := true
 	load := func() {
-		refs, err := ReadFile(path)
+		var refs []Ref
+		err := u.Do(func() (err error) { refs, err = ReadFile(path); return err })
 		if err != nil {
 			onError(err)
 			return

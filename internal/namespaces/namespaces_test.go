@@ -110,7 +110,7 @@ func TestFollow(t *testing.T) {
 	errs := make(chan error, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- Follow(ctx, path, func(r []Ref) { got <- r }, func(err error) { errs <- err })
+		done <- Follow(ctx, path, nil, func(r []Ref) { got <- r }, func(err error) { errs <- err })
 	}()
 	defer func() {
 		cancel()

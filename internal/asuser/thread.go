@@ -1,0 +1,5 @@
+package asuser
+
+import "runtime"
+
+func lockThread() { runtime.LockOSThread() }
