@@ -53,6 +53,11 @@ type Request struct {
 	// the initial sync, but that sync should not be throttled.
 	QPS   float32
 	Burst int
+	// Adjust, if set, may change each context's client configuration
+	// before any client is built from it (kubefwd under sudo reads the
+	// credential files it names as the user, and runs its exec plugins
+	// as the user).
+	Adjust func(*rest.Config) error
 }
 
 // Resolve builds a Target for each requested context. It only reads the
@@ -98,6 +103,11 @@ func Resolve(req Request) ([]Target, error) {
 			cfg.QPS, cfg.Burst = req.QPS, req.Burst
 		}
 		cfg.UserAgent = "kubefwd"
+		if req.Adjust != nil {
+			if err := req.Adjust(cfg); err != nil {
+				return nil, UsageError{fmt.Errorf("context %q: %w", name, err)}
+			}
+		}
 		requests := &Requests{}
 		cfg.Wrap(requests.Wrap)
 		client, err := kubernetes.NewForConfig(cfg)
