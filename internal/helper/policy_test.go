@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func TestPolicyReason(t *testing.T) {
+func TestHostilePolicyReason(t *testing.T) {
 	p := Policy{MachineNames: func() []string { return []string{"testbox", "testbox.example.org"} }}
 	for _, ok := range []string{"web", "app", "dev", "web.demo", "web.demo.svc", "web.demo.svc.cluster.local",
 		"web.demo.kwok-prod", "api.default.svc.cluster.kind-dev", "db-0.db.payments", "web.corp", "web.internal", "web.test"} {

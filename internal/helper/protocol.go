@@ -9,7 +9,12 @@
 // SCM_RIGHTS ancillary data on the answer. A connection is a session: its
 // hosts block and aliases live exactly as long as it stays open. Every
 // request is treated as hostile: the peer's identity comes from the kernel
-// (never from the message), and every field is checked before use.
+// (never from the message), and every field is checked before use. Peers
+// not allowed get a small budget of their own (one short message, a short
+// time, a few connections); what allowed users may publish is bounded by
+// Policy, by the addresses CheckAddr grants and by MaxUserBytes, and a
+// name or entry that fails is skipped and reported, never the whole
+// request.
 package helper
 
 import (

@@ -44,7 +44,7 @@ done
 // The helper notices before writing, exits, is restarted with a fresh view,
 // and its clients' entries land in the new file; a client that stops has
 // its block removed from it.
-func TestHostsReplacedUnderSandbox(t *testing.T) {
+func TestHostileHostsReplacedUnderSandbox(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for mount namespaces")
 	}
