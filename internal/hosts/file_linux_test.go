@@ -6,10 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The test binary doubles as a helper process: a separate writer for the
@@ -124,7 +128,7 @@ func TestFileReplacedUnderneath(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
-	want := "10.9.9.9 added-by-user\n127.0.0.1 localhost\n# kubefwd begin a1b2 pid=42\n127.1.27.2 api\n# kubefwd end a1b2\n"
+	want := "10.9.9.9 added-by-user\n127.0.0.1 localhost\n# kubefwd begin a1b2 pid=42 " + tallyOf([]string{"127.1.27.2 api"}).String() + "\n127.1.27.2 api\n# kubefwd end a1b2\n"
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
@@ -151,35 +155,152 @@ func TestFileBindMounted(t *testing.T) {
 }
 
 // 20 writers in separate processes, each updating its own block ten times,
-// leave one intact block each and the user's line untouched.
+// leave one intact block each and the user's line untouched: they all take
+// the same lock. In the second case half of them run as a user who may
+// write the file but not create anything in its directory (no lock file,
+// no temporary file: they rewrite the file in place), while the others
+// replace it by rename. Before the lock was the directory's, those took a
+// different lock (the hosts file itself, lost at each rename) and updates
+// were lost.
 func TestFileConcurrentWriters(t *testing.T) {
-	path := writeHosts(t, "127.0.0.1 localhost\n# mine\n", 0o644)
-	var cmds []*exec.Cmd
-	for i := range 20 {
-		cmd := helperCmd(t, "write", path, "w"+strconv.Itoa(i))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds = append(cmds, cmd)
+	for _, tc := range []struct {
+		name   string
+		nobody bool
+	}{{"same rights", false}, {"some cannot create the lock file", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.nobody && os.Geteuid() != 0 {
+				t.Skip("needs root to run writers as nobody")
+			}
+			dir, bin := publicDir(t)
+			path := filepath.Join(dir, "hosts")
+			if err := os.WriteFile(path, []byte("127.0.0.1 localhost\n# mine\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tc.nobody {
+				if err := os.Chown(path, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var cmds []*exec.Cmd
+			for i := range 20 {
+				var wrap []string
+				if tc.nobody && i%2 == 1 {
+					wrap = []string{"runuser", "-u", "nobody", "--"}
+				}
+				cmd := helperCmdBin(bin, "write", path, "w"+strconv.Itoa(i), wrap...)
+				var out strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				cmds = append(cmds, cmd)
+				t.Cleanup(func() {
+					if t.Failed() && out.Len() > 0 {
+						t.Logf("writer %d: %s", i, out.String())
+					}
+				})
+			}
+			for _, cmd := range cmds {
+				if err := cmd.Wait(); err != nil {
+					t.Errorf("writer: %v", err)
+				}
+			}
+			got, _ := os.ReadFile(path)
+			if !strings.HasPrefix(string(got), "127.0.0.1 localhost\n# mine\n") {
+				t.Errorf("user lines changed:\n%s", got)
+			}
+			blocks := Blocks(got)
+			for i := range 20 {
+				id := "w" + strconv.Itoa(i)
+				if _, ok := blocks[id]; !ok {
+					t.Errorf("block %s missing", id)
+				}
+				if n := strings.Count(string(got), "svc-"+id+"\n"); n != 1 {
+					t.Errorf("block %s has %d entries, want 1", id, n)
+				}
+			}
+			if tc.nobody {
+				if st := stat(t, path); st.Uid != 65534 {
+					t.Errorf("the file's owner became %d", st.Uid)
+				}
+			}
+		})
 	}
-	for _, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("writer: %v", err)
-		}
+}
+
+// publicDir is a directory every user can enter, holding a copy of the
+// test binary they can run (t.TempDir's parents may be closed to them).
+func publicDir(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "kubefwd-hosts-")
+	if err != nil {
+		t.Fatal(err)
 	}
-	got, _ := os.ReadFile(path)
-	if !strings.HasPrefix(string(got), "127.0.0.1 localhost\n# mine\n") {
-		t.Errorf("user lines changed:\n%s", got)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	blocks := Blocks(got)
-	for i := range 20 {
-		id := "w" + strconv.Itoa(i)
-		if _, ok := blocks[id]; !ok {
-			t.Errorf("block %s missing", id)
-		}
-		if n := strings.Count(string(got), "svc-"+id+"\n"); n != 1 {
-			t.Errorf("block %s has %d entries, want 1", id, n)
-		}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "helper")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
+}
+
+func helperCmdBin(bin, mode, path, id string, wrap ...string) *exec.Cmd {
+	args := append(wrap, bin, "-test.run=^$", path, id)
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	return cmd
+}
+
+func stat(t *testing.T, path string) *syscall.Stat_t {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Sys().(*syscall.Stat_t)
+}
+
+// The lock is the directory's: a writer waits while another process holds
+// it, and proceeds once it is released.
+func TestFileWaitsForTheLock(t *testing.T) {
+	path := writeHosts(t, "127.0.0.1 localhost\n", 0o644)
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&File{Path: path, Block: blk}).Apply(entries("127.1.27.1", "web"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("wrote while another process held the lock (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mustRead(t, path)), "127.1.27.1 web") {
+		t.Error("not written after the lock was released")
 	}
 }
 
@@ -266,5 +387,107 @@ func TestParseOwner(t *testing.T) {
 		if got != want || ok != (want.PID > 0) {
 			t.Errorf("ParseOwner(%q) = %+v, %v", in, got, ok)
 		}
+	}
+}
+
+// What the system attached to the hosts file (an SELinux label, an ACL,
+// here a user.* attribute: the same mechanism) survives a write.
+func TestFileKeepsExtendedAttributes(t *testing.T) {
+	path := writeHosts(t, "127.0.0.1 localhost\n", 0o644)
+	if err := unix.Setxattr(path, "user.kubefwd-test", []byte("label"), 0); err != nil {
+		t.Fatalf("setxattr: %v", err)
+	}
+	f := &File{Path: path, Block: blk}
+	if _, err := f.Apply(entries("127.1.27.1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(path, "user.kubefwd-test", buf)
+	if err != nil || string(buf[:n]) != "label" {
+		t.Errorf("user.kubefwd-test after a write: %q, %v", buf[:max(n, 0)], err)
+	}
+	if !strings.Contains(string(mustRead(t, path)), "127.1.27.1 web") {
+		t.Error("not written")
+	}
+}
+
+// A symlinked hosts file (NixOS: /etc/hosts -> /etc/static/hosts): the
+// target is written and the link stays a link.
+func TestFileSymlinked(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "static"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "static", "hosts")
+	if err := os.WriteFile(target, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "hosts")
+	if err := os.Symlink("static/hosts", path); err != nil {
+		t.Fatal(err)
+	}
+	f := &File{Path: path, Block: blk}
+	if _, err := f.Apply(entries("127.1.27.1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Lstat(path); err != nil || info.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("%s is no longer a symlink", path)
+	}
+	if !strings.Contains(string(mustRead(t, target)), "127.1.27.1 web") {
+		t.Errorf("the link's target was not written:\n%s", mustRead(t, target))
+	}
+	if err := f.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(mustRead(t, target)); got != "127.0.0.1 localhost\n" {
+		t.Errorf("after Remove: %q", got)
+	}
+}
+
+// Lines a user added inside the block are kept, out of it, and reported.
+func TestFileReportsUserLines(t *testing.T) {
+	path := writeHosts(t, "127.0.0.1 localhost\n", 0o644)
+	var reported [][]string
+	f := &File{Path: path, Block: blk, OnUserLines: func(l []string) { reported = append(reported, l) }}
+	if _, err := f.Apply(entries("127.1.27.1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(mustRead(t, path)), "127.1.27.1 web\n", "127.1.27.1 web\n10.0.0.7 db # mine\n", 1)
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(entries("127.1.27.1", "web", "127.1.27.2", "api")); err != nil {
+		t.Fatal(err)
+	}
+	got := string(mustRead(t, path))
+	if !strings.HasPrefix(got, "127.0.0.1 localhost\n10.0.0.7 db # mine\n# kubefwd begin a1b2 ") {
+		t.Errorf("the user's line is not kept just before the block:\n%s", got)
+	}
+	if len(reported) != 1 || !slices.Equal(reported[0], []string{"10.0.0.7 db # mine"}) {
+		t.Errorf("reported %q", reported)
+	}
+}
+
+// A dead instance's block whose end marker a user deleted is found and
+// removed by the stale clean-up; the user's lines after it stay.
+func TestRemoveStaleBrokenBlock(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	owner := Owner{PID: dead.Process.Pid}.String()
+	block, _ := Render(nil, Block{ID: "dead", Owner: owner}, entries("127.9.0.1", "a", "127.9.0.2", "b"))
+	broken := strings.Replace(string(block), "# kubefwd end dead\n", "", 1)
+	path := writeHosts(t, "127.0.0.1 localhost\n"+broken+"127.0.0.9 user-own\n", 0o644)
+	f := &File{Path: path, Block: Block{ID: "me", Owner: Self().String()}}
+	gone, err := f.RemoveStale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gone) != 1 {
+		t.Errorf("removed %v", gone)
+	}
+	if got := string(mustRead(t, path)); got != "127.0.0.1 localhost\n127.0.0.9 user-own\n" {
+		t.Errorf("got %q", got)
 	}
 }

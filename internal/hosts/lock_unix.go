@@ -4,38 +4,55 @@ package hosts
 
 import (
 	"errors"
-	"io/fs"
+	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
+	"time"
 )
 
-// lock takes an exclusive flock on the lock file next to target (created if
-// needed). The kernel releases it if we die, so a crash never blocks other
-// writers. Where the lock file cannot be created (a writable file in a
-// directory we may not write), it locks target itself, which serialises
-// writers that rewrite it in place. The same goes for a read-only
-// directory (the helper's systemd sandbox, when the lock file is missing).
+// lockWait bounds the wait for the lock. flock needs only a descriptor,
+// so any local user who can open the directory (everyone, for /etc) can
+// hold the lock; a writer then fails with a clear error instead of hanging
+// for ever, and its caller tries again later.
+const lockWait = 30 * time.Second
+
+// lock takes an exclusive flock on the directory holding target: one lock
+// for every writer whatever the file system allows. Opening a directory
+// needs no file to be created, works in a read-only directory (the
+// helper's systemd sandbox makes /etc read-only), and the directory's lock
+// survives the file being replaced by rename, which a lock on the file
+// itself would not. flock locks belong to the inode, so the helper's
+// bind-mounted view of /etc shares the lock with writers outside its
+// sandbox. The kernel releases it when the holder dies, so a crash never
+// blocks other writers. Writers that name the same path (the system hosts
+// file, or one --hosts-path) share the lock.
 func lock(target string) (func(), error) {
-	f, err := os.OpenFile(LockPath(target), os.O_CREATE|os.O_RDWR, 0o644)
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-		f, err = os.Open(target)
-	}
+	dir := filepath.Dir(target)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot open %s to lock it: %w", dir, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
+	deadline := time.Now().Add(lockWait)
+	pause := time.Millisecond
+	for {
+		err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			d.Close()
+			return nil, fmt.Errorf("cannot lock %s: %w", dir, err)
+		}
+		if time.Now().After(deadline) {
+			d.Close()
+			return nil, fmt.Errorf("another process has held the lock on %s (a flock that every hosts file writer takes) for %s", dir, lockWait)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
 	}
 	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		_ = f.Close()
+		_ = syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
+		_ = d.Close()
 	}, nil
-}
-
-// keepOwner gives the new file the old one's owner and group.
-func keepOwner(f *os.File, info fs.FileInfo) {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		_ = f.Chown(int(st.Uid), int(st.Gid))
-	}
 }

@@ -28,6 +28,3 @@ func lock(target string) (func(), error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// keepOwner: Windows files inherit the directory's ACL; nothing to copy.
-func keepOwner(*os.File, fs.FileInfo) {}
