@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,4 +120,57 @@ func slicesContains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// A kubeconfig's exec plugin is the user's program: under sudo it runs as
+// the user, with their home, never as root.
+func TestHostileExecPluginRunsAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it plays sudo")
+	}
+	bin := kubefwdBinary(t)
+	home := t.TempDir()
+	os.Chmod(filepath.Dir(home), 0o755)
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(home, "plugin-ran-as")
+	plugin := filepath.Join(home, "plugin.sh")
+	script := "#!/bin/sh\necho \"$(id -u) $(id -g) $HOME\" > " + record + "\n" +
+		`echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}'` + "\n"
+	if err := os.WriteFile(plugin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(home, "kubeconfig")
+	kc := strings.Replace(deadKubeconfig, "user: {token: t}",
+		"user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: "+plugin+", interactiveMode: Never}}", 1)
+	if err := os.WriteFile(kubeconfig, []byte(kc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostsPath := filepath.Join(home, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{plugin, kubeconfig, hostsPath} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "svc", "-c", kubeconfig, "--hosts-path", hostsPath, "-n", "demo", "--helper", "never")
+	cmd.Env = append(os.Environ(), "SUDO_UID=65534", "SUDO_GID=65534", "HOME=/root", "KUBECONFIG=")
+	out, _ := cmd.CombinedOutput() // the cluster is unreachable: it ends with exit 3
+	data, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatalf("the exec plugin did not run: %v\n%s", err, out)
+	}
+	// HOME is the user's, from the user database (root's was passed in).
+	pw, err := user.LookupId("65534")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(string(data)), "65534 65534 "+pw.HomeDir; got != want {
+		t.Errorf("the plugin ran as %q, want %q", got, want)
+	}
 }
