@@ -64,7 +64,7 @@ func NewAllocator(cfg Config, previous map[string]Assignment, now func() time.Ti
 		a.reservedSet[r.Addr] = true
 	}
 	for key, as := range previous {
-		if !as.Addr.IsValid() || a.reservedSet[as.Addr] || !a.inRange(as.Addr) {
+		if !as.Addr.IsValid() || a.reservedSet[as.Addr] || !a.inRange(as.Addr) || !usable(as.Addr) {
 			continue // the configuration changed under it
 		}
 		if _, taken := a.owner[as.Addr]; taken {
@@ -165,11 +165,16 @@ func (a *Allocator) inRange(addr netip.Addr) bool {
 	return addr.Is4() && v >= a.first && v <= a.last
 }
 
-// usable skips .0 and .255 final octets, which some tools treat as special.
+// usable skips .0 and .255 final octets, which some tools treat as
+// special, and 127.0.0.0/16, where the machine's own services live
+// (127.0.0.1, systemd-resolved's 127.0.0.53, Debian's 127.0.1.1): the
+// privileged helper never grants it, and a Service must not take it.
 func usable(addr netip.Addr) bool {
 	b := addr.As4()
-	return b[3] != 0 && b[3] != 255
+	return b[3] != 0 && b[3] != 255 && !systemNet.Contains(addr)
 }
+
+var systemNet = netip.PrefixFrom(netip.AddrFrom4([4]byte{127, 0, 0, 0}), 16)
 
 func u32(a netip.Addr) uint32 {
 	b := a.As4()

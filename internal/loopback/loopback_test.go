@@ -182,3 +182,23 @@ func FuzzParseFile(f *testing.F) {
 		}
 	})
 }
+
+// 127.0.0.0/16 belongs to the machine's own services: never assigned
+// automatically, whatever the base, and a remembered address there is
+// given up.
+func TestAllocatorAvoidsSystemNet(t *testing.T) {
+	previous := map[string]Assignment{"old": {Addr: mustAddr("127.0.1.1"), LastUsed: time.Now()}}
+	a := NewAllocator(Config{Base: mustAddr("127.0.0.2")}, previous, time.Now)
+	for i := range 2000 {
+		addr, err := a.Get(fmt.Sprintf("k%d", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := addr.As4(); b[1] == 0 {
+			t.Fatalf("k%d got %s, in 127.0.0.0/16", i, addr)
+		}
+	}
+	if addr, _ := a.Get("old", nil); addr == mustAddr("127.0.1.1") {
+		t.Errorf("a remembered address in 127.0.0.0/16 was kept")
+	}
+}
