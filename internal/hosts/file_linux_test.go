@@ -1,11 +1,14 @@
 package hosts
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +34,20 @@ func TestMain(m *testing.M) {
 // helper runs one writer: mode "write" applies 10 times with block id,
 // "bind" bind-mounts a copy over path first (it runs under unshare -m).
 func helper(mode, path, id string) int {
+	if mode == "hold" {
+		// A hostile local user: hold the writers' lock until stdin closes.
+		d, err := os.Open(filepath.Dir(path))
+		if err == nil {
+			err = syscall.Flock(int(d.Fd()), syscall.LOCK_EX)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lock:", err)
+			return 1
+		}
+		fmt.Println("locked")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
+	}
 	if mode == "bind" {
 		src := path + ".src"
 		if err := syscall.Mount(src, path, "", syscall.MS_BIND, ""); err != nil {
@@ -490,4 +507,50 @@ func TestRemoveStaleBrokenBlock(t *testing.T) {
 	if got := string(mustRead(t, path)); got != "127.0.0.1 localhost\n127.0.0.9 user-own\n" {
 		t.Errorf("got %q", got)
 	}
+}
+
+// Any local user can open /etc and flock it (flock needs only a
+// descriptor), as they could the lock file before. A writer then fails
+// after a bounded wait with an error that names the holder, instead of
+// hanging for ever.
+func TestHostileLockHolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as nobody")
+	}
+	dir, bin := publicDir(t)
+	path := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(path, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperCmdBin(bin, "hold", path, "x", "runuser", "-u", "nobody", "--")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
+		t.Fatalf("holder: %q %v", line, err)
+	}
+	start := time.Now()
+	_, err = lockWithin(path, 300*time.Millisecond)
+	if err == nil {
+		t.Fatal("took the lock another process holds")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("gave up after %s", took)
+	}
+	// runuser forks: the holder is its child, whose pid we do not know;
+	// the message must name some process and the directory.
+	if !regexp.MustCompile(`^process [0-9]+ has held the lock on `).MatchString(err.Error()) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("error does not say who holds what: %v", err)
+	}
+	t.Log(err)
 }

@@ -27,13 +27,15 @@ const lockWait = 30 * time.Second
 // sandbox. The kernel releases it when the holder dies, so a crash never
 // blocks other writers. Writers that name the same path (the system hosts
 // file, or one --hosts-path) share the lock.
-func lock(target string) (func(), error) {
+func lock(target string) (func(), error) { return lockWithin(target, lockWait) }
+
+func lockWithin(target string, wait time.Duration) (func(), error) {
 	dir := filepath.Dir(target)
 	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open %s to lock it: %w", dir, err)
 	}
-	deadline := time.Now().Add(lockWait)
+	deadline := time.Now().Add(wait)
 	pause := time.Millisecond
 	for {
 		err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -45,8 +47,13 @@ func lock(target string) (func(), error) {
 			return nil, fmt.Errorf("cannot lock %s: %w", dir, err)
 		}
 		if time.Now().After(deadline) {
+			holders := lockHolders(d)
 			d.Close()
-			return nil, fmt.Errorf("another process has held the lock on %s (a flock that every hosts file writer takes) for %s", dir, lockWait)
+			who := "another process"
+			if len(holders) > 0 {
+				who = fmt.Sprintf("process %d", holders[0])
+			}
+			return nil, fmt.Errorf("%s has held the lock on %s (a flock that every hosts file writer takes) for %s", who, dir, wait)
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 50*time.Millisecond)
