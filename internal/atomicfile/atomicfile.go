@@ -11,8 +11,9 @@
 // itself a mount point (a bind-mounted /etc/hosts in containers and in the
 // helper's systemd sandbox), a directory where no file can be created (read
 // only, or not ours) holding a file we may write, a rename the kernel
-// refuses (EBUSY, EXDEV), an owner or an extended attribute the new file
-// cannot be given.
+// refuses (EBUSY, EXDEV), a file with other hard links (they would keep
+// the old content), an owner or an extended attribute the new file cannot
+// be given.
 //
 // Trust: a symlink at the path is followed and its target replaced, and the
 // directory holding the target is trusted not to change under us. Callers

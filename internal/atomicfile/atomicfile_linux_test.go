@@ -252,6 +252,14 @@ func TestWriteFileInPlace(t *testing.T) {
 		wrap  []string
 		mode  string
 	}{
+		{"file with another hard link", func(t *testing.T, dir string) string {
+			path := filepath.Join(dir, "hosts")
+			mustWrite(t, path, "old\n")
+			if err := os.Link(path, filepath.Join(dir, "other-name")); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}, nil, "write"},
 		{"bind-mounted file", func(t *testing.T, dir string) string {
 			path := filepath.Join(dir, "hosts")
 			mustWrite(t, path, "")

@@ -29,6 +29,11 @@ func copyMeta(tmp *os.File, target string, _ fs.FileInfo) error {
 	if !ok {
 		return &inPlace{errors.New("unknown file owner")}
 	}
+	if st.Nlink > 1 {
+		// Rename would give this name a new file and leave the other
+		// names with the old content.
+		return &inPlace{fmt.Errorf("%s has %d hard links", target, st.Nlink)}
+	}
 	// Owner first: chown clears set-user-ID bits, which Chmod then restores.
 	if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
 		return &inPlace{fmt.Errorf("cannot give the new file the owner %d:%d: %w", st.Uid, st.Gid, err)}
