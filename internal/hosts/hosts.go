@@ -307,8 +307,12 @@ func stripOnce(content []byte, id string) (out []byte, user []string) {
 		}
 		kept := false
 		for k := i + 1; k <= last && k < len(lines); k++ {
-			if slices.Contains(ours, k) || k == j {
+			if len(ours) > 0 && ours[0] == k {
+				ours = ours[1:] // ascending: the next own line
 				continue
+			}
+			if k == j {
+				continue // the end marker
 			}
 			out = append(out, lines[k]...)
 			user = append(user, trimEOL(lines[k]))

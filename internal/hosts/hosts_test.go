@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -317,4 +318,18 @@ func userText(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// The helper allows sessions of thousands of lines; rendering over such a
+// block stays linear.
+func BenchmarkRenderLargeBlock(b *testing.B) {
+	var es []Entry
+	for i := range 10000 {
+		es = append(es, Entry{Addr: netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), Names: []string{"svc" + strconv.Itoa(i)}})
+	}
+	old, _ := Render([]byte("127.0.0.1 localhost\n"), blk, es)
+	b.ResetTimer()
+	for b.Loop() {
+		Render(old, blk, es)
+	}
 }
