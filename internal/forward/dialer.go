@@ -16,12 +16,12 @@ import (
 	"strconv"
 	"time"
 
-	httpstreamspdy "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 	streamhttp "k8s.io/streaming/pkg/httpstream"
+	streamspdy "k8s.io/streaming/pkg/httpstream/spdy"
 )
 
 // Pod names a pod.
@@ -101,7 +101,7 @@ func (d *Dialer) URL(pod Pod) *url.URL {
 // that follows, so one shared by concurrent dials could hand a tunnel
 // another pod's connection.
 func (d *Dialer) spdyDialer(u *url.URL) (streamhttp.Dialer, error) {
-	upgrader, err := httpstreamspdy.NewRoundTripperWithConfig(httpstreamspdy.RoundTripperConfig{
+	upgrader, err := streamspdy.NewRoundTripperWithConfig(streamspdy.RoundTripperConfig{
 		TLS: d.tls, Proxier: d.proxy, PingPeriod: 5 * time.Second,
 	})
 	if err != nil {
@@ -111,7 +111,7 @@ func (d *Dialer) spdyDialer(u *url.URL) (streamhttp.Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: wrapper}, http.MethodPost, u), nil
+	return spdy.NewDialerForStreaming(spdy.NewUpgraderForStreaming(upgrader), &http.Client{Transport: wrapper}, http.MethodPost, u), nil
 }
 
 // Dial opens a tunnel to pod: SPDY over WebSocket first, plain SPDY when the
