@@ -1,0 +1,130 @@
+// Package deptest holds the import-boundary test: the core packages, which
+// do the forwarding and touch the hosts file, never depend on the command
+// line, the control API, the privileged helper or the Tilt integration.
+// Those are clients of the core, and a core that imported them could not
+// be reasoned about (or reviewed for root) on its own.
+package deptest
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/kubefwd/kubefwd/"
+
+var (
+	core = []string{"internal/engine", "internal/forward", "internal/catalog", "internal/hosts", "internal/loopback", "internal/names"}
+	// Forbidden to the core, with their subpackages; "testing" would drag
+	// test flags into the binary.
+	forbidden = []string{module + "internal/cli", module + "internal/control", module + "internal/helper", module + "internal/tilt", "testing"}
+)
+
+func TestCoreImportsNoClient(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is not on PATH: %v", err)
+	}
+	var pkgs []string
+	for _, p := range core {
+		pkgs = append(pkgs, module+p)
+	}
+	// Every OS kubefwd builds for: files like alias_darwin.go import too.
+	for _, goos := range []string{"linux", "darwin", "windows"} {
+		cmd := exec.Command(goTool, append([]string{"list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}"}, pkgs...)...)
+		cmd.Env = append(cmd.Environ(), "GOOS="+goos)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("GOOS=%s go list: %v\n%s", goos, err, stderr.String())
+		}
+		graph := parseGraph(out)
+		for _, p := range pkgs {
+			if path := forbiddenPath(graph, p); path != nil {
+				t.Errorf("GOOS=%s: %s must not import %s, but does: %s", goos, strings.TrimPrefix(p, module),
+					strings.TrimPrefix(path[len(path)-1], module), shorten(path))
+			}
+		}
+	}
+}
+
+// The check itself finds a forbidden import however deep it is.
+func TestForbiddenPath(t *testing.T) {
+	graph := parseGraph([]byte(module + "internal/names strings " + module + "internal/x\n" +
+		module + "internal/x fmt " + module + "internal/control/api\n" +
+		module + "internal/control/api net/http\n" +
+		module + "internal/hosts bytes\n" +
+		module + "internal/clip\n"))
+	path := forbiddenPath(graph, module+"internal/names")
+	if got := shorten(path); got != "internal/names → internal/x → internal/control/api" {
+		t.Errorf("path = %q", got)
+	}
+	if path := forbiddenPath(graph, module+"internal/hosts"); path != nil {
+		t.Errorf("hosts: %v", path)
+	}
+	// A name that merely starts like a forbidden one is not one.
+	if isForbidden(module + "internal/clip") {
+		t.Error("internal/clip taken for internal/cli")
+	}
+}
+
+// parseGraph reads go list lines: a package, then its direct imports.
+func parseGraph(out []byte) map[string][]string {
+	graph := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 0 {
+			graph[fields[0]] = fields[1:]
+		}
+	}
+	return graph
+}
+
+// forbiddenPath returns the shortest import chain from pkg to a forbidden
+// package, or nil.
+func forbiddenPath(graph map[string][]string, pkg string) []string {
+	prev := map[string]string{pkg: ""}
+	queue := []string{pkg}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if isForbidden(p) {
+			var path []string
+			for ; p != ""; p = prev[p] {
+				path = append(path, p)
+			}
+			slices.Reverse(path)
+			return path
+		}
+		for _, imp := range graph[p] {
+			if _, seen := prev[imp]; !seen {
+				prev[imp] = p
+				queue = append(queue, imp)
+			}
+		}
+	}
+	return nil
+}
+
+func isForbidden(p string) bool {
+	for _, f := range forbidden {
+		if p == f || strings.HasPrefix(p, f+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func shorten(path []string) string {
+	var out []string
+	for _, p := range path {
+		out = append(out, strings.TrimPrefix(p, module))
+	}
+	return strings.Join(out, " → ")
+}
