@@ -4,8 +4,11 @@ GO ?= go
 # The first build of the devcluster binaries takes several minutes; tests
 # against a real cluster need more than go test's default 10 minutes then.
 TEST_TIMEOUT ?= 45m
+# Linters at pinned versions, run with go run (nothing to install).
+STATICCHECK_VERSION ?= v0.8.2
+GOVULNCHECK_VERSION ?= v1.9.0
 
-.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick clean
+.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick clean lint staticcheck govulncheck check-tracked
 
 all: build
 
@@ -36,6 +39,21 @@ cross:
 
 vet:
 	$(GO) vet ./...
+
+# Static analysis, known vulnerabilities, and no compiled programs or large
+# binaries in git.
+lint: check-tracked staticcheck govulncheck
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# vuln.go.dev where it answers, else the database built from the
+# golang.org/x/vulndb module on the module proxy (see the script).
+govulncheck:
+	GO="$(GO)" GOVULNCHECK_VERSION=$(GOVULNCHECK_VERSION) bash hack/govulncheck.sh ./...
+
+check-tracked:
+	@bash hack/check-tracked.sh
 
 fmt-check:
 	@out="$$(gofmt -l cmd internal test)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
