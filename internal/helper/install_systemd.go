@@ -5,11 +5,8 @@ package helper
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/kubefwd/kubefwd/internal/hosts"
 )
 
 // systemd installs the helper as a systemd service (Linux).
@@ -17,20 +14,10 @@ type systemd struct{}
 
 func (systemd) definition(c InstallConfig) (string, string) { return SystemdUnit, SystemdUnitFile(c) }
 
-// prepare creates the hosts lock file: the sandbox makes /etc read-only
-// but for the hosts file and its lock file, which must therefore exist
-// beforehand.
-func (systemd) prepare(root string, c InstallConfig) error {
-	lock := filepath.Join(root, hosts.LockPath(c.HostsPath))
-	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(lock, os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("create the hosts lock file: %w", err)
-	}
-	return f.Close()
-}
+// prepare has nothing to create: every hosts writer locks the directory
+// holding the file, which needs no file of its own in the read-only /etc
+// of the sandbox.
+func (systemd) prepare(string, InstallConfig) error { return nil }
 
 func (systemd) running(root string) error {
 	if _, err := os.Stat(filepath.Join(root, "/run/systemd/system")); err != nil {

@@ -18,7 +18,7 @@ import (
 // restartLoop stands in for systemd: each run of the helper gets a fresh
 // private mount namespace in which, as ProtectSystem=strict with
 // ReadWritePaths=/etc/hosts makes it, the directory of the hosts file is
-// read-only and the file itself (and its lock file) is bind-mounted
+// read-only and the file itself is bind-mounted
 // writable; a run that fails is restarted (Restart=on-failure), a clean
 // exit ends the loop.
 const restartLoop = `
@@ -27,7 +27,7 @@ while :; do
 		set -e
 		mount --bind "$ETC" "$ETC"
 		mount -o remount,bind,ro "$ETC"
-		for f in hosts hosts.kubefwd.lock; do
+		for f in hosts; do
 			mount --bind "$ETC/$f" "$ETC/$f"
 			mount -o remount,bind,rw "$ETC/$f"
 		done

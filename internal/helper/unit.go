@@ -44,8 +44,9 @@ func (c InstallConfig) Args() []string {
 
 // SystemdUnitFile renders the systemd unit. The sandbox grants exactly
 // what the helper does: bind ports below 1024 (CAP_NET_BIND_SERVICE, the
-// only capability), write the hosts file and its lock file (root owns
-// them, so no DAC override is needed), and serve its socket in
+// only capability), write the hosts file (root owns it, so no DAC
+// override is needed; writers lock its directory, which read-only is
+// enough for), and serve its socket in
 // /run/kubefwd. Everything else of the file system is read-only or
 // hidden. MemoryMax= and TasksMax= bound what a flood of allowed users
 // can cost the machine (the helper's own limits bound everyone else);
@@ -75,7 +76,7 @@ func SystemdUnitFile(c InstallConfig) string {
 	w("AmbientCapabilities=")
 	w("NoNewPrivileges=yes")
 	w("ProtectSystem=strict")
-	w("ReadWritePaths=" + systemdQuote([]string{c.HostsPath, "-" + c.HostsPath + ".kubefwd.lock"}))
+	w("ReadWritePaths=" + systemdQuote([]string{c.HostsPath}))
 	w("ProtectHome=yes")
 	w("PrivateTmp=yes")
 	w("PrivateDevices=yes")

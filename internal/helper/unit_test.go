@@ -19,7 +19,7 @@ func TestSystemdUnitFile(t *testing.T) {
 		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
 		"NoNewPrivileges=yes\n",
 		"ProtectSystem=strict\n",
-		"ReadWritePaths=/etc/hosts -/etc/hosts.kubefwd.lock\n",
+		"ReadWritePaths=/etc/hosts\n",
 		"ProtectHome=yes\n",
 		"RuntimeDirectory=kubefwd\n",
 		"RestrictAddressFamilies=AF_UNIX AF_INET\n",
