@@ -351,6 +351,8 @@ func (o *svcOptions) run(ctx context.Context) error {
 			if err := hosts.FlushDNSCache(); err != nil {
 				o.log.Warn("cannot flush the DNS cache", "err", err)
 			}
+		}, OnUserLines: func(lines []string) {
+			o.log.Warn("lines someone added inside kubefwd's hosts block were kept and moved out of it", "hosts", o.hostsPath, "lines", lines)
 		}}
 		hostsWriter := o.hostsWriter(hostsFile)
 		aliases := loopback.NewAliases()

@@ -475,7 +475,10 @@ func (s *Server) hello(sess *session, req Request) Response {
 		// running as root, remove the block if the client dies unseen.
 		owner += " " + hosts.OwnerOf(sess.cred.PID).String()
 	}
-	sess.file = &hosts.File{Path: s.HostsPath, Block: hosts.Block{ID: id, Owner: owner + " helper"}, AfterWrite: flushDNS(s.Log)}
+	sess.file = &hosts.File{Path: s.HostsPath, Block: hosts.Block{ID: id, Owner: owner + " helper"}, AfterWrite: flushDNS(s.Log),
+		OnUserLines: func(lines []string) {
+			s.Log.Warn("lines someone added inside a client's hosts block were kept and moved out of it", "block", id, "lines", len(lines))
+		}}
 	s.Log.Info("client connected", "uid", sess.cred.UID, "pid", sess.cred.PID, "block", id)
 	resp.OK, resp.Allowed, resp.Version, resp.HostsPath, resp.Block = true, true, s.Version, s.HostsPath, id
 	return resp
