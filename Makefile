@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 45m
 STATICCHECK_VERSION ?= v0.8.2
 GOVULNCHECK_VERSION ?= v1.9.0
 
-.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick clean lint staticcheck govulncheck check-tracked
+.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick clean lint staticcheck govulncheck check-tracked hostile
 
 all: build
 
@@ -43,6 +43,11 @@ vet:
 # Static analysis, known vulnerabilities, and no compiled programs or large
 # binaries in git.
 lint: check-tracked staticcheck govulncheck
+
+# The hostile-local-user suite (every TestHostile* test, as root, none
+# skipped): what an ordinary user could make root, or the helper, do.
+hostile: devcluster-binaries
+	GO=$(GO) bash hack/hostile.sh
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...

@@ -139,13 +139,12 @@ func TestListenHandsOverASocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	addr := netip.MustParseAddrPort("127.1.99.7:0")
 	// Port 0 is refused; find a free port the way a user would pick one.
 	probe, err := net.Listen("tcp", "127.1.99.7:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr = netip.MustParseAddrPort(probe.Addr().String())
+	addr := netip.MustParseAddrPort(probe.Addr().String())
 	probe.Close()
 
 	ln, err := c.Listen(addr)
