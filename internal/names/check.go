@@ -20,6 +20,17 @@ const (
 // name away from it. The error quotes the name shortened and made
 // printable, so a hostile one cannot forge log lines.
 func CheckHostname(n string) error {
+	if err := checkSyntax(n); err != nil {
+		return err
+	}
+	if IsLocalhost(n) {
+		return fmt.Errorf("name %q is reserved for the machine itself", n)
+	}
+	return nil
+}
+
+// checkSyntax is the DNS part of CheckHostname (and all of Valid).
+func checkSyntax(n string) error {
 	if n == "" || len(n) > MaxHostname {
 		return fmt.Errorf("name %q: want 1 to %d characters", clip(n), MaxHostname)
 	}
@@ -36,9 +47,6 @@ func CheckHostname(n string) error {
 				return fmt.Errorf("name %q: only letters, digits, '-' and '.' are allowed", clip(n))
 			}
 		}
-	}
-	if IsLocalhost(n) {
-		return fmt.Errorf("name %q is reserved for the machine itself", n)
 	}
 	return nil
 }

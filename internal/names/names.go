@@ -127,20 +127,4 @@ func Domain(d string) string {
 // Valid reports whether name is a valid DNS name: dot-separated labels of
 // letters, digits and '-', none longer than 63 or starting or ending with
 // '-', 253 characters at most.
-func Valid(name string) bool {
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for _, l := range strings.Split(name, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
+func Valid(name string) bool { return checkSyntax(name) == nil }
