@@ -77,8 +77,17 @@ func printStatus(streams Streams, st engine.Status) {
 			state += ": " + f.Reason
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", name, orDash(f.Address), orDash(strings.Join(ports, ",")), state, eps, conns, bytes(in), bytes(out))
+		for _, skip := range f.Skipped {
+			fmt.Fprintf(w, "\t\t\tport %s\t\t\t\t\n", skip)
+		}
 	}
 	w.Flush()
+	if len(st.HostsSkipped) > 0 {
+		fmt.Fprintln(streams.Out, "\nnames not written to the hosts file:")
+		for _, s := range st.HostsSkipped {
+			fmt.Fprintf(streams.Out, "  %s: %s\n", s.Name, s.Reason)
+		}
+	}
 }
 
 func orDash(s string) string {

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/hosts"
 )
 
 // A kubeconfig whose only context points at a port where nothing listens.
@@ -119,6 +122,25 @@ func TestDefaultToSvc(t *testing.T) {
 		got := strings.Join(defaultToSvc(strings.Fields(tc.in)), " ")
 		if got != tc.want {
 			t.Errorf("defaultToSvc(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// status shows what was left out: ports of a Service and names the hosts
+// file did not get, each with why.
+func TestPrintStatusShowsSkips(t *testing.T) {
+	var out strings.Builder
+	st := engine.Status{
+		Forwards: []engine.ForwardStatus{{
+			Namespace: "demo", Service: "dns", Address: "127.1.2.3", State: engine.StateActive,
+			Skipped: []string{"dns-udp (53/UDP): UDP: port-forward carries TCP only"},
+		}},
+		HostsSkipped: []hosts.Skipped{{Name: "dns.localhost", Reason: "reserved"}},
+	}
+	printStatus(Streams{Out: &out}, st)
+	for _, want := range []string{"port dns-udp (53/UDP): UDP", "names not written to the hosts file:", "dns.localhost: reserved"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
 	}
 }
