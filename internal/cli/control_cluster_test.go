@@ -20,6 +20,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
 	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
@@ -113,16 +116,39 @@ func TestControlWithoutRoot(t *testing.T) {
 	}
 	c := clustertest.Seeded(t, "demo")
 	env, base := controlEnv(t, "SUDO_UID=65534", "SUDO_GID=65534")
+	// Under sudo kubefwd uses the invoking user's files with their rights:
+	// the kubeconfig, the hosts file named with --hosts-path and the state
+	// file are nobody's, and its socket directory goes into a /tmp-like
+	// directory anyone may create in.
+	if err := os.Chmod(base, 0o1777); err != nil {
+		t.Fatal(err)
+	}
 	hostsPath := filepath.Join(base, "hosts")
 	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "ctl")
+	kubeconfig := filepath.Join(base, "kubeconfig")
+	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{hostsPath, kubeconfig} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := startInstanceKubeconfig(t, kubeconfig, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "ctl")
 	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 
 	// status as nobody: every demo forward, with its state and traffic.
 	var st engine.Status
-	err := cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
+	err = cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
 		out, err := kubefwdAs(t, env, "nobody", "status", "--json")
 		if err != nil {
 			return false, fmt.Errorf("status as nobody: %v\n%s", err, out)

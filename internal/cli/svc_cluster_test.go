@@ -136,7 +136,12 @@ func startInstance(t *testing.T, c *cluster.Cluster, hostsPath, state string, ar
 // startInstanceEnv starts kubefwd svc with env (nil: this process's).
 func startInstanceEnv(t *testing.T, c *cluster.Cluster, env []string, hostsPath, state string, args ...string) *instance {
 	t.Helper()
-	all := append([]string{"svc", "-c", c.Kubeconfig, "--hosts-path", hostsPath, "--state-file", state}, args...)
+	return startInstanceKubeconfig(t, c.Kubeconfig, env, hostsPath, state, args...)
+}
+
+func startInstanceKubeconfig(t *testing.T, kubeconfig string, env []string, hostsPath, state string, args ...string) *instance {
+	t.Helper()
+	all := append([]string{"svc", "-c", kubeconfig, "--hosts-path", hostsPath, "--state-file", state}, args...)
 	cmd := exec.Command(kubefwdBinary(t), all...)
 	cmd.Env = env
 	in := &instance{cmd: cmd, stderr: &clustertest.Buffer{}}
