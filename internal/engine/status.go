@@ -218,18 +218,20 @@ func (e *Engine) reportChanges(prev, next []ForwardStatus) {
 		if p != nil {
 			before = p.endpointPods
 		}
-		for _, pod := range n.endpointPods {
-			if !slices.Contains(before, pod) {
-				added := ev
-				added.Type, added.Pod = EventEndpointAdded, pod
-				e.events.emit(added)
-			}
-		}
+		// Removals first: a pod replaced within one change reads as the old
+		// one leaving, then the new one arriving.
 		for _, pod := range before {
 			if !slices.Contains(n.endpointPods, pod) {
 				removed := ev
 				removed.Type, removed.Pod = EventEndpointRemoved, pod
 				e.events.emit(removed)
+			}
+		}
+		for _, pod := range n.endpointPods {
+			if !slices.Contains(before, pod) {
+				added := ev
+				added.Type, added.Pod = EventEndpointAdded, pod
+				e.events.emit(added)
 			}
 		}
 	}
