@@ -10,30 +10,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/kubefwd/kubefwd/test/hostiletest"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: switching file-system identity is root's")
-	}
-}
-
-// openDir is a new directory with mode, that others can reach (t.TempDir's
-// parent is root's alone).
-func openDir(t *testing.T, mode fs.FileMode) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(dir, mode); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // nobody stands for the invoking user of a sudo run.
 var nobody = &User{UID: 65534, GID: 65534}
@@ -42,8 +21,8 @@ var nobody = &User{UID: 65534, GID: 65534}
 // bits and by root's group alike (root's supplementary groups are dropped),
 // also through a symlink the user planted.
 func TestHostileReadsAsTheUser(t *testing.T) {
-	needRoot(t)
-	dir := openDir(t, 0o755)
+	hostiletest.NeedRoot(t)
+	dir := hostiletest.Dir(t, 0o755)
 	secret := filepath.Join(dir, "secret")
 	groupSecret := filepath.Join(dir, "group-secret")
 	for path, mode := range map[string]fs.FileMode{secret: 0o600, groupSecret: 0o640} {
@@ -72,8 +51,8 @@ func TestHostileReadsAsTheUser(t *testing.T) {
 
 // What Do creates belongs to the user, without any chown.
 func TestCreatesAsTheUser(t *testing.T) {
-	needRoot(t)
-	dir := openDir(t, 0o777)
+	hostiletest.NeedRoot(t)
+	dir := hostiletest.Dir(t, 0o777)
 	path := filepath.Join(dir, "d", "f")
 	err := nobody.Do(func() error {
 		if err := os.Mkdir(filepath.Dir(path), 0o700); err != nil {
@@ -104,7 +83,7 @@ func TestCreatesAsTheUser(t *testing.T) {
 // Many operations at once, for different users and for root, never see
 // each other's identity.
 func TestConcurrentIdentities(t *testing.T) {
-	needRoot(t)
+	hostiletest.NeedRoot(t)
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")
 	if err := os.WriteFile(secret, nil, 0o600); err != nil {
@@ -142,7 +121,7 @@ func TestConcurrentIdentities(t *testing.T) {
 }
 
 func TestPanicReachesTheCaller(t *testing.T) {
-	needRoot(t)
+	hostiletest.NeedRoot(t)
 	defer func() {
 		if r := recover(); r != "boom" {
 			t.Errorf("recovered %v, want the operation's panic", r)

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubefwd/kubefwd/test/hostiletest"
 )
 
 // The test binary doubles as a writer in another process: as another user
@@ -78,25 +80,7 @@ func runWriter(t *testing.T, mode, path, content string, wrap ...string) ([]byte
 
 // publicDir is a directory other users can enter (t.TempDir's parents may
 // not be).
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "kubefwd-atomicfile-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-}
+func publicDir(t *testing.T) string { return hostiletest.Dir(t, 0o755) }
 
 const nobody = 65534
 
@@ -171,7 +155,7 @@ func stat(t *testing.T, path string) *syscall.Stat_t {
 // Replaced by rename, the file keeps its mode, owner, group, a user.*
 // attribute and a POSIX ACL (the same mechanism carries SELinux labels).
 func TestWriteFileKeepsMetadata(t *testing.T) {
-	needRoot(t)
+	hostiletest.NeedRoot(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hosts")
 	mustWrite(t, path, "old\n")
@@ -206,7 +190,7 @@ func TestWriteFileKeepsMetadata(t *testing.T) {
 // A directory's default ACL gives the temporary file an access ACL the old
 // file did not have; the new file must not keep it.
 func TestWriteFileDropsInheritedACL(t *testing.T) {
-	needRoot(t)
+	hostiletest.NeedRoot(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hosts")
 	mustWrite(t, path, "old\n")
@@ -244,7 +228,7 @@ func TestWriteFileNewFileUmask(t *testing.T) {
 // Where rename cannot or must not replace the file, it is rewritten in
 // place: same inode, owner and attributes, new content.
 func TestWriteFileInPlace(t *testing.T) {
-	needRoot(t)
+	hostiletest.NeedRoot(t)
 	for _, tc := range []struct {
 		name string
 		// setup prepares dir and the file; it returns the file's path.
@@ -345,7 +329,7 @@ func TestWriteFileInPlace(t *testing.T) {
 // immutable), the error says so, the file is unchanged and no temporary
 // file is left.
 func TestWriteFileFailsClean(t *testing.T) {
-	needRoot(t)
+	hostiletest.NeedRoot(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hosts")
 	mustWrite(t, path, "old\n")

@@ -23,6 +23,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
+	"github.com/kubefwd/kubefwd/test/hostiletest"
 )
 
 const helperEnv = "KUBEFWD_CONTROL_HELPER"
@@ -283,15 +284,8 @@ func TestBadRequests(t *testing.T) {
 // /run/user/UID or /tmp.
 func hostileBase(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to act for another user")
-	}
-	base := t.TempDir()
-	os.Chmod(filepath.Dir(base), 0o755)
-	if err := os.Chmod(base, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return base
+	hostiletest.NeedRoot(t)
+	return hostiletest.Dir(t, 0o777)
 }
 
 func serveErr(dir string, uid int) error {
@@ -306,8 +300,7 @@ func serveErr(dir string, uid int) error {
 // anything in it, and says why it stops.
 func TestHostileControlDirSymlink(t *testing.T) {
 	base := hostileBase(t)
-	victim := t.TempDir() // root's, like /etc
-	os.Chmod(victim, 0o755)
+	victim := hostiletest.Dir(t, 0o755) // root's, and reachable by all, like /etc
 	if err := os.WriteFile(filepath.Join(victim, "passwd.sock"), []byte("root's file"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kubefwd/kubefwd/internal/hosts"
+	"github.com/kubefwd/kubefwd/test/hostiletest"
 )
 
 // TestMain lets a test run this binary again as another user, to play a
@@ -121,18 +122,8 @@ func asNobody(t *testing.T, role, socket string) *exec.Cmd {
 // publicDir is a directory nobody can reach (t.TempDir is private).
 func publicDir(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to play another user")
-	}
-	dir, err := os.MkdirTemp("", "kubefwd-helper-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	hostiletest.NeedRoot(t)
+	return hostiletest.Dir(t, 0o755)
 }
 
 // lockedBuffer collects log output from many goroutines.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kubefwd/kubefwd/internal/asuser"
+	"github.com/kubefwd/kubefwd/test/hostiletest"
 )
 
 // Run as root on behalf of a sudo user, the state file and its directory
@@ -43,10 +44,7 @@ var nobody = &asuser.User{UID: 65534, GID: 65534}
 // for the invoking user's home.
 func userHome(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := hostiletest.Dir(t, 0o755)
 	if err := os.Chown(dir, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
