@@ -41,7 +41,7 @@ type Engine interface {
 
 // Dir is the directory holding the sockets of uid's instances:
 // $XDG_RUNTIME_DIR/kubefwd (for the current user), /run/user/UID/kubefwd, or
-// a private directory under the system temp dir.
+// a private directory under the system temp dir (see tempBase).
 func Dir(uid int) string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && uid == os.Getuid() {
 		return filepath.Join(d, "kubefwd")
@@ -49,7 +49,7 @@ func Dir(uid int) string {
 	if d := filepath.Join("/run/user", strconv.Itoa(uid)); isDir(d) {
 		return filepath.Join(d, "kubefwd")
 	}
-	return filepath.Join(os.TempDir(), "kubefwd-"+strconv.Itoa(uid))
+	return filepath.Join(tempBase(), "kubefwd-"+strconv.Itoa(uid))
 }
 
 func isDir(p string) bool {
