@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/internal/tilt"
 )
 
@@ -253,12 +254,23 @@ func newFollowTiltCommand(streams Streams, instance *string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "follow-tilt",
 		Short: "Keep the forwarded namespaces equal to those Tilt deploys to (runs until stopped)",
-		Long: `Follows Tilt's KubernetesDiscovery objects (tilt get kubernetesdiscovery -o json
---watch) and sets kubefwd's namespaces to the ones Tilt deploys to, in
-alphabetical order, whenever they change. It waits for Tilt and for kubefwd
-when they are not up yet. The Tilt extension in integrations/tilt runs it.`,
+		Long: `Follows Tilt's API and sets kubefwd's namespaces to the ones Tilt deploys to:
+the namespaces of the pods Tilt discovered, or while a resource has none, of
+the objects it deployed (cluster-scoped ones, such as a Namespace, do not
+count). The namespace of Tilt's first resource gets the short names, unless
+--short-names-from says which. It waits for Tilt and for kubefwd when they
+are not up yet, sets kubefwd again whenever it restarts, and exits when its
+parent (Tilt) goes away. The Tilt extension in integrations/tilt runs it.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, ns := range append([]string{f.ShortNamesFrom}, f.Extra...) {
+				if ns == "" {
+					continue
+				}
+				if _, err := namespaces.Parse(ns); err != nil {
+					return UsageError{err}
+				}
+			}
 			log := streams.Log
 			if log == nil {
 				log = slog.New(slog.NewTextHandler(streams.Err, nil))
@@ -274,12 +286,57 @@ when they are not up yet. The Tilt extension in integrations/tilt runs it.`,
 				_, err = c.ChangeNamespaces(actx, engine.NamespacesSet, namespaces)
 				return err
 			}
+			f.Attach = func(ctx context.Context, up func()) error {
+				c, err := connect(*instance)
+				if err != nil {
+					return err
+				}
+				// The event stream lasts as long as the instance: its end
+				// is kubefwd stopping or restarting.
+				return c.Events(ctx, func(ev engine.Event) bool {
+					if ev.Type == "subscribed" {
+						up()
+					}
+					return true
+				})
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ctx, orphaned := context.WithCancel(ctx)
+			defer orphaned()
+			go exitWithParent(ctx, orphaned, log)
 			return f.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&f.Tilt, "tilt", "tilt", "the tilt binary")
-	cmd.Flags().StringSliceVar(&f.Args, "tilt-arg", nil, "extra argument for tilt get, e.g. --tilt-arg=--port=10351; repeatable")
+	cmd.Flags().StringSliceVar(&f.Args, "tilt-arg", nil, "extra argument for tilt get, e.g. --tilt-arg=--port=10351 (Tilt sets TILT_PORT for the commands it runs); repeatable")
+	cmd.Flags().StringVar(&f.ShortNamesFrom, "short-names-from", "", "the namespace whose Services get the short names (default: that of Tilt's first resource)")
+	cmd.Flags().StringSliceVar(&f.Extra, "extra-namespace", nil, "forward this namespace as well, whatever Tilt deploys; repeatable")
 	return cmd
+}
+
+// exitWithParent cancels when the process that started this one is gone:
+// Tilt killed with SIGKILL cannot stop its commands, and a follower left
+// behind would keep setting the namespaces of the next session's kubefwd.
+// (Polling getppid works on Linux and macOS alike; the parent is re-parented
+// to init or a subreaper when it dies.)
+func exitWithParent(ctx context.Context, cancel context.CancelFunc, log *slog.Logger) {
+	parent := os.Getppid()
+	if parent <= 1 {
+		return // started by init: nothing to follow
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if os.Getppid() != parent {
+				log.Info("the process that started this one (Tilt) is gone; stopping")
+				cancel()
+				return
+			}
+		}
+	}
 }

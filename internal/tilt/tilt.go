@@ -1,216 +1,258 @@
-// Package tilt follows the namespaces Tilt deploys to, as Tilt's API
-// reports them in its KubernetesDiscovery objects (one per Kubernetes
-// resource, listing the namespaces it watches).
+// Package tilt follows the namespaces Tilt deploys to, as Tilt's API reports
+// them: the pods its KubernetesDiscovery objects found, and what its
+// KubernetesApply objects deployed.
 package tilt
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os/exec"
 	"slices"
-	"time"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-// discovery is the part of a KubernetesDiscovery we read.
-type discovery struct {
+// object is the part of the Tilt API objects we read. KubernetesDiscovery,
+// KubernetesApply and UIResource share it: their fields do not collide.
+type object struct {
 	Kind     string `json:"kind"`
 	Metadata struct {
 		Name              string  `json:"name"`
 		DeletionTimestamp *string `json:"deletionTimestamp"`
 	} `json:"metadata"`
 	Spec struct {
-		Watches []struct {
-			Namespace string `json:"namespace"`
-		} `json:"watches"`
+		Watches []watchRef `json:"watches"` // KubernetesDiscovery
+		YAML    string     `json:"yaml"`    // KubernetesApply: what the Tiltfile deploys
 	} `json:"spec"`
-	Items []discovery `json:"items"` // when it is a List
+	Status struct {
+		Pods []struct {
+			Namespace string `json:"namespace"`
+		} `json:"pods"` // KubernetesDiscovery
+		ResultYAML string `json:"resultYAML"` // KubernetesApply: what the cluster returned
+		Order      *int32 `json:"order"`      // UIResource: the Tiltfile's order
+	} `json:"status"`
+	Items []object `json:"items"` // when it is a List
 }
 
-// Namespaces returns the sorted, distinct namespaces a `tilt get
-// kubernetesdiscovery -o json` List (or single object) watches.
+// watchRef is one object a KubernetesDiscovery watches. Tilt fills UID for
+// objects it deployed, and records the cluster-scoped ones (a Namespace, a
+// CRD) under "default"; entries without a UID come from the Tiltfile's YAML
+// before (or without) a deploy.
+type watchRef struct {
+	Namespace string `json:"namespace"`
+	UID       string `json:"uid"`
+}
+
+// manifest is the part of a deployed or declared object we read.
+type manifest struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Namespace string `json:"namespace"`
+		UID       string `json:"uid"`
+	} `json:"metadata"`
+}
+
+// Namespaces returns the namespaces Tilt deploys to, from a `tilt get
+// kubernetesdiscovery,kubernetesapply,uiresource -o json` List, in the
+// order of Tilt's resources (the Tiltfile's order), so the first
+// workload's namespace comes first.
+//
+// For each resource: the namespaces of the pods Tilt discovered; while it
+// has none, the namespaces it watches, leaving out those that only
+// cluster-scoped objects put there (Tilt files a Namespace object under
+// "default", which would otherwise take the short names).
 func Namespaces(list []byte) ([]string, error) {
-	var d discovery
-	if err := json.Unmarshal(list, &d); err != nil {
-		return nil, fmt.Errorf("reading Tilt's KubernetesDiscovery list: %w", err)
+	var top object
+	if err := json.Unmarshal(list, &top); err != nil {
+		return nil, fmt.Errorf("reading Tilt's objects: %w", err)
 	}
-	var out []string
-	add := func(d discovery) {
-		if d.Metadata.DeletionTimestamp != nil {
-			return
+	items := top.Items
+	if top.Kind != "List" {
+		items = []object{top}
+	}
+	type resource struct {
+		name       string
+		order      int64
+		namespaces []string
+	}
+	order := map[string]int32{}
+	applies := map[string]*applied{}
+	var discoveries []object
+	for _, it := range items {
+		if it.Metadata.DeletionTimestamp != nil {
+			continue
 		}
-		for _, w := range d.Spec.Watches {
-			if w.Namespace != "" && !slices.Contains(out, w.Namespace) {
-				out = append(out, w.Namespace)
+		switch it.Kind {
+		case "KubernetesDiscovery":
+			discoveries = append(discoveries, it)
+		case "KubernetesApply":
+			// One that cannot be read counts as absent (every watch of
+			// its resource counts) rather than stopping the follower.
+			if a, err := readApply(it.Spec.YAML, it.Status.ResultYAML); err == nil {
+				applies[it.Metadata.Name] = a
+			}
+		case "UIResource":
+			if it.Status.Order != nil {
+				order[it.Metadata.Name] = *it.Status.Order
 			}
 		}
 	}
-	add(d)
-	for _, item := range d.Items {
-		add(item)
+	var resources []resource
+	for _, d := range discoveries {
+		r := resource{name: d.Metadata.Name, order: 1 << 32} // unordered ones last
+		if o, ok := order[r.name]; ok {
+			r.order = int64(o)
+		}
+		for _, p := range d.Status.Pods {
+			r.namespaces = appendNew(r.namespaces, p.Namespace)
+		}
+		if len(r.namespaces) == 0 {
+			a := applies[r.name] // KubernetesApply and KubernetesDiscovery share the resource's name
+			for _, w := range d.Spec.Watches {
+				if a.keeps(w) {
+					r.namespaces = appendNew(r.namespaces, w.Namespace)
+				}
+			}
+		}
+		slices.Sort(r.namespaces)
+		resources = append(resources, r)
 	}
-	slices.Sort(out)
+	slices.SortStableFunc(resources, func(a, b resource) int {
+		if a.order != b.order {
+			return int(min(max(a.order-b.order, -1), 1))
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var out []string
+	for _, r := range resources {
+		for _, ns := range r.namespaces {
+			out = appendNew(out, ns)
+		}
+	}
 	return out, nil
 }
 
-// Follower keeps a namespace set equal to what Tilt deploys to.
-type Follower struct {
-	Tilt string   // the tilt binary
-	Args []string // extra arguments for `tilt get` (e.g. --port)
-	// Apply receives each new set (sorted); an error is logged and the set
-	// applied again at the next change or retry.
-	Apply func(ctx context.Context, namespaces []string) error
-	Log   *slog.Logger
+// applied is what one KubernetesApply tells about its objects.
+type applied struct {
+	deployed      bool            // the cluster returned objects
+	clusterScoped map[string]bool // UIDs of deployed objects that have no namespace
+	named         map[string]bool // namespaces the Tiltfile's YAML names
+	// defaulted: some namespaced object in the Tiltfile's YAML names no
+	// namespace, so Tilt's fallback namespace (the context's, or
+	// "default") is really deployed to.
+	defaulted bool
 }
 
-// Run follows until ctx ends. `tilt get kubernetesdiscovery -o json
-// --watch` says when something changed; the full list is then read again,
-// which also catches deletions (a watch printing bare objects cannot show
-// them). When Tilt is not up yet or restarts, it tries again.
-func (f *Follower) Run(ctx context.Context) error {
-	var applied []string
-	done := false // applied holds what kubefwd was last set to
-	// Waiting for Tilt or kubefwd (at its password prompt) repeats the
-	// same error every retry: say it once.
-	lastWarn := ""
-	warn := func(msg string, args ...any) {
-		if text := fmt.Sprint(msg, args); text != lastWarn {
-			lastWarn = text
-			f.Log.Warn(msg, args...)
+func readApply(specYAML, resultYAML string) (*applied, error) {
+	a := &applied{clusterScoped: map[string]bool{}, named: map[string]bool{}}
+	result, err := manifests(resultYAML)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range result {
+		a.deployed = true
+		if m.Metadata.Namespace == "" && m.Metadata.UID != "" {
+			a.clusterScoped[m.Metadata.UID] = true
 		}
 	}
-	// sync makes kubefwd's set equal to Tilt's; false means try again
-	// later (Tilt or kubefwd not reachable yet).
-	sync := func() bool {
-		out, err := f.tilt(ctx, "get", "kubernetesdiscovery", "-o", "json")
-		if err != nil {
-			if ctx.Err() == nil {
-				warn("cannot list Tilt's KubernetesDiscovery objects; retrying", "err", err)
-			}
-			return false
+	spec, err := manifests(specYAML)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range spec {
+		switch {
+		case m.Metadata.Namespace != "":
+			a.named[m.Metadata.Namespace] = true
+		case !clusterScoped(m.Kind):
+			a.defaulted = true
 		}
-		ns, err := Namespaces(out)
-		if err != nil {
-			warn("unexpected output from tilt", "err", err)
-			return false
-		}
-		if done && slices.Equal(ns, applied) {
-			return true
-		}
-		if err := f.Apply(ctx, ns); err != nil {
-			if ctx.Err() == nil {
-				warn("cannot set kubefwd's namespaces; retrying", "namespaces", ns, "err", err)
-			}
-			return false
-		}
-		done, applied, lastWarn = true, ns, ""
-		f.Log.Info("forwarding the namespaces Tilt deploys to", "namespaces", ns)
+	}
+	return a, nil
+}
+
+// keeps says whether a watched namespace is one the resource deploys to.
+// Without its KubernetesApply (a resource Tilt discovers by label only)
+// every watch counts.
+func (a *applied) keeps(w watchRef) bool {
+	if w.Namespace == "" {
+		return false
+	}
+	if a == nil {
 		return true
 	}
-
-	const retryEvery = 2 * time.Second
-	pause := time.Second
-	for ctx.Err() == nil {
-		changes := make(chan struct{}, 1)
-		watchDone := make(chan error, 1)
-		wctx, stop := context.WithCancel(ctx)
-		go func() { watchDone <- f.watch(wctx, changes) }()
-		ok := sync()
-		retry := time.NewTicker(retryEvery)
-		watchEnded := false
-	follow:
-		for {
-			select {
-			case <-ctx.Done():
-				break follow
-			case <-changes:
-				// Let a burst of changes (a Tiltfile reload) settle first.
-				select {
-				case <-time.After(200 * time.Millisecond):
-				case <-ctx.Done():
-				}
-				ok = sync()
-			case <-retry.C:
-				if !ok {
-					ok = sync()
-				}
-			case err := <-watchDone:
-				watchEnded = true
-				if ctx.Err() == nil {
-					f.Log.Debug("tilt watch ended; starting it again", "err", err, "in", pause)
-				}
-				break follow
-			}
-		}
-		stop()
-		if !watchEnded {
-			<-watchDone
-		}
-		retry.Stop()
-		if ok {
-			pause = time.Second
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 10*time.Second)
+	if w.UID != "" {
+		return !a.clusterScoped[w.UID]
 	}
-	return nil
+	// Deployed: every namespaced object has a watch with its UID, so one
+	// without is the fallback namespace of a cluster-scoped object.
+	if a.deployed {
+		return false
+	}
+	return a.named[w.Namespace] || a.defaulted
 }
 
-// watch runs `tilt get kubernetesdiscovery -o json --watch` and signals
-// every object it prints.
-func (f *Follower) watch(ctx context.Context, changes chan<- struct{}) error {
-	cmd := exec.CommandContext(ctx, f.Tilt, append([]string{"get", "kubernetesdiscovery", "-o", "json", "--watch"}, f.Args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+// clusterScoped says whether a built-in kind has no namespace, for the
+// Tiltfile's YAML before it is deployed (after, the cluster's answer says).
+// An unknown kind counts as namespaced: forwarding one namespace too many
+// for a moment is better than missing one.
+func clusterScoped(kind string) bool {
+	switch kind {
+	case "Namespace", "Node", "PersistentVolume", "StorageClass", "VolumeAttachment", "CSIDriver", "CSINode",
+		"CustomResourceDefinition", "APIService", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
+		"RuntimeClass", "IngressClass", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
+		"MutatingAdmissionPolicyBinding", "CertificateSigningRequest", "FlowSchema", "PriorityLevelConfiguration",
+		"ClusterTrustBundle", "DeviceClass", "ResourceSlice", "IPAddress", "ServiceCIDR":
+		return true
 	}
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
-		return err
+	return false
+}
+
+// manifests decodes a YAML stream of objects (documents separated by ---).
+func manifests(stream string) ([]manifest, error) {
+	if strings.TrimSpace(stream) == "" {
+		return nil, nil
 	}
-	dec := json.NewDecoder(bufio.NewReader(out))
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader([]byte(stream)), 4096)
+	var out []manifest
 	for {
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			_ = cmd.Process.Kill()
-			werr := cmd.Wait()
-			if errors.Is(err, io.EOF) {
-				err = werr
-			}
-			if msg := bytes.TrimSpace(stderr.Bytes()); len(msg) > 0 {
-				err = fmt.Errorf("%w: %s", err, msg)
-			}
-			return err
+		var m manifest
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return out, nil
 		}
-		select {
-		case changes <- struct{}{}:
-		default:
+		if err != nil {
+			return nil, err
+		}
+		if m.Kind != "" {
+			out = append(out, m)
 		}
 	}
 }
 
-func (f *Follower) tilt(ctx context.Context, args ...string) ([]byte, error) {
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, f.Tilt, append(args, f.Args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		if msg := bytes.TrimSpace(stderr.Bytes()); len(msg) > 0 {
-			return nil, fmt.Errorf("%s: %w: %s", f.Tilt, err, msg)
-		}
-		return nil, fmt.Errorf("%s: %w", f.Tilt, err)
+// Order is the namespace set kubefwd gets: shortNamesFrom first (it gets
+// the short names, whether Tilt deploys there yet or not), then what Tilt
+// deploys to in Tilt's order, then the extra namespaces.
+func Order(followed []string, shortNamesFrom string, extra []string) []string {
+	var out []string
+	if shortNamesFrom != "" {
+		out = append(out, shortNamesFrom)
 	}
-	return out, nil
+	for _, ns := range followed {
+		out = appendNew(out, ns)
+	}
+	for _, ns := range extra {
+		out = appendNew(out, ns)
+	}
+	return out
+}
+
+func appendNew(list []string, s string) []string {
+	if s == "" || slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
 }
