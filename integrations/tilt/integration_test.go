@@ -1,19 +1,25 @@
 // Package tilt_test runs the Tilt integration against the devcluster: the
 // start script as Tilt's serve_cmd would, and the namespace follower against
-// a stand-in tilt that prints KubernetesDiscovery objects as Tilt does.
+// a stand-in tilt that prints what a real Tilt printed (captured once, in
+// internal/tilt/testdata).
 package tilt_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	// Not used directly: the test builds and runs the kubefwd binary, and
 	// this import makes Go's test cache see changes to its code.
@@ -24,62 +30,100 @@ import (
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
 
-// discovery renders a KubernetesDiscovery the way `tilt get -o json`
-// does: kubectl-style indentation, the fields Tilt fills in.
-func discovery(name string, namespaces ...string) string {
-	var watches []string
-	for i, ns := range namespaces {
-		watches = append(watches, fmt.Sprintf(`                {
-                    "name": "%s",
-                    "namespace": "%s",
-                    "uid": "0b6c8d1e-%04d-4c2a-9d55-6a1f4e2b7c%02d"
-                }`, name, ns, i, i))
-	}
-	return fmt.Sprintf(`{
-    "apiVersion": "tilt.dev/v1alpha1",
-    "kind": "KubernetesDiscovery",
-    "metadata": {
-        "annotations": {
-            "tilt.dev/resource": "%[1]s"
-        },
-        "creationTimestamp": "2026-11-21T09:00:00Z",
-        "name": "%[1]s",
-        "resourceVersion": "7",
-        "uid": "5d2f1c3a-9e8b-4f7a-b6c5-d4e3f2a1b0c9"
-    },
-    "spec": {
-        "extraSelectors": [
-            {
-                "matchLabels": {
-                    "app": "%[1]s"
-                }
-            }
-        ],
-        "watches": [
-%[2]s
-        ]
-    },
-    "status": {
-        "monitorStartTime": "2026-11-21T09:00:01.000000Z",
-        "pods": []
-    }
-}
-`, name, strings.Join(watches, ",\n"))
+// The real Tilt output: a project holding a Namespace "tiltns", a
+// Deployment and Service "shop" in it (Tilt's first resource), and "web" in
+// demo2 (its third). Tilt lists the Namespace object under "default".
+const (
+	capturedList  = "../../internal/tilt/testdata/get-namespace-project.json"
+	capturedWatch = "../../internal/tilt/testdata/watch-kubernetesdiscovery.json"
+	emptyList     = `{"apiVersion": "v1", "items": [], "kind": "List", "metadata": {"resourceVersion": ""}}` + "\n"
+)
+
+// fakeTilt is the state the stand-in tilt prints.
+type fakeTilt struct {
+	t   *testing.T
+	dir string
 }
 
-func list(items ...string) string {
-	for i, it := range items {
-		items[i] = strings.ReplaceAll(strings.TrimSpace(it), "\n", "\n    ")
+// publish makes list the answer to `tilt get` and signals a change on the
+// watch, as Tilt does when it deploys or a pod changes.
+func (f fakeTilt) publish(list []byte, watchEvent []byte) {
+	f.t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, "list.json.tmp"), list, 0o644); err != nil {
+		f.t.Fatal(err)
 	}
-	body := ""
-	if len(items) > 0 {
-		body = "\n        " + strings.Join(items, ",\n        ") + "\n    "
+	if err := os.Rename(filepath.Join(f.dir, "list.json.tmp"), filepath.Join(f.dir, "list.json")); err != nil {
+		f.t.Fatal(err)
 	}
-	return fmt.Sprintf("{\n    \"apiVersion\": \"v1\",\n    \"items\": [%s],\n    \"kind\": \"List\",\n    \"metadata\": {\n        \"resourceVersion\": \"\"\n    }\n}\n", body)
+	w, err := os.OpenFile(filepath.Join(f.dir, "watch.json"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(watchEvent); err != nil {
+		f.t.Fatal(err)
+	}
 }
+
+// process is a command started as Tilt starts its serve_cmds: in its own
+// process group, which Tilt signals to stop it.
+type process struct {
+	cmd    *exec.Cmd
+	log    *clustertest.Buffer
+	exited chan error
+}
+
+func startGroup(t *testing.T, env []string, name string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(name, args...), log: &clustertest.Buffer{}, exited: make(chan error, 1)}
+	p.cmd.Env = env
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	})
+	return p
+}
+
+// stop is Tilt stopping the resource: SIGTERM to the group, then waiting.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		p.exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("%s: %v\n%s", p.cmd.Path, err, p.log.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not stop\n%s", p.cmd.Path, p.log.String())
+	}
+}
+
+func (p *process) String() string { return p.log.String() }
 
 func TestTiltIntegration(t *testing.T) {
 	c := clustertest.Seeded(t, "demo")
+	ctx := t.Context()
+	// What the captured project deployed (demo2/web is in the seed).
+	if err := c.CreateNamespace(ctx, "tiltns"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateDeployment(ctx, "tiltns", "shop", 1, cluster.ContainerPort("http", 8080)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: "tiltns", Name: "shop", Selector: "shop",
+		Ports: []corev1.ServicePort{cluster.ServicePort("http", 80, intstr.FromInt32(8080))}}); err != nil {
+		t.Fatal(err)
+	}
+
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "kubefwd")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kubefwd/kubefwd/cmd/kubefwd").CombinedOutput(); err != nil {
@@ -94,99 +138,163 @@ func TestTiltIntegration(t *testing.T) {
 	if err := os.WriteFile(hostsPath, []byte(original), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fake := filepath.Join(dir, "tilt-state")
-	if err := os.Mkdir(fake, 0o755); err != nil {
+	tilt := fakeTilt{t: t, dir: filepath.Join(dir, "tilt-state")}
+	if err := os.Mkdir(tilt.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"), "FAKE_TILT_DIR="+fake)
+	env := append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"), "FAKE_TILT_DIR="+tilt.dir)
+	standIn := filepath.Join(here, "testdata", "tilt")
 
 	// What Tilt's serve_cmd runs; prompt "auto" as root means none.
-	start := exec.Command(filepath.Join(here, "kubefwd", "start-kubefwd.sh"), bin, "tilt-test", "auto",
-		"-c", c.Kubeconfig, "--hosts-path", hostsPath, "--state-file", filepath.Join(dir, "state.json"), "--idle")
-	start.Env = env
-	start.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Tilt signals the process group
-	startLog := &clustertest.Buffer{}
-	start.Stdout, start.Stderr = startLog, startLog
-	if err := start.Start(); err != nil {
-		t.Fatal(err)
+	startKubefwd := func() *process {
+		return startGroup(t, env, filepath.Join(here, "kubefwd", "start-kubefwd.sh"), bin, "tilt-test", "auto",
+			"-c", c.Kubeconfig, "--hosts-path", hostsPath, "--state-file", filepath.Join(dir, "state.json"), "--idle")
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- start.Wait() }()
-	defer func() { syscall.Kill(-start.Process.Pid, syscall.SIGKILL) }()
-
+	kubefwd := startKubefwd()
 	// The follower, before Tilt answers: it waits.
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	follow := exec.CommandContext(ctx, bin, "namespaces", "follow-tilt", "--instance", "tilt-test", "--tilt", filepath.Join(here, "testdata", "tilt"))
-	follow.Env = env
-	followLog := &clustertest.Buffer{}
-	follow.Stdout, follow.Stderr = followLog, followLog
-	if err := follow.Start(); err != nil {
+	follower := startGroup(t, env, bin, "namespaces", "follow-tilt", "--instance", "tilt-test", "--tilt", standIn)
+
+	list, err := os.ReadFile(capturedList)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cancel(); follow.Wait() }()
-
-	// Tilt deploys web to demo2.
-	publish := func(items ...string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(fake, "list.json"), []byte(list(items...)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		w, err := os.OpenFile(filepath.Join(fake, "watch.json"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		for _, it := range items {
-			if _, err := io.WriteString(w, it); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if len(items) == 0 { // a deletion shows as the object printed again
-			_, _ = io.WriteString(w, discovery("web"))
-		}
+	watch, err := os.ReadFile(capturedWatch)
+	if err != nil {
+		t.Fatal(err)
 	}
-	publish(discovery("web", "demo2"))
-	clustertest.WaitAnswers(t, hostsPath, "web", "demo2", followLog, startLog)
+	tilt.publish(list, watch)
 
-	// Then a second resource in demo: both namespaces, demo first.
-	publish(discovery("web", "demo2"), discovery("api", "demo"))
-	clustertest.WaitAnswers(t, hostsPath, "web", "demo", followLog, startLog)
-	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2", followLog, startLog)
+	// The workload's namespace gets the short names, not the "default"
+	// Tilt files the Namespace object under; demo2 comes second.
+	clustertest.WaitAnswers(t, hostsPath, "shop", "tiltns", follower, kubefwd)
+	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2", follower, kubefwd)
+	if addr := clustertest.HostsAddr(hostsPath, "kubernetes"); addr != "" {
+		t.Errorf("default's Services are forwarded (kubernetes at %s): the Namespace object's watch was taken for a namespace", addr)
+	}
+	if out := runKubefwd(t, env, bin, "namespaces", "list", "--instance", "tilt-test"); strings.Contains(out, " default ") {
+		t.Errorf("default is forwarded:\n%s", out)
+	}
 
 	// The Refresh button's command.
-	cmd := exec.Command(bin, "refresh", "--instance", "tilt-test")
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("refresh: %v\n%s", err, out)
-	}
-	clustertest.WaitAnswers(t, hostsPath, "web", "demo", followLog, startLog)
+	runKubefwd(t, env, bin, "refresh", "--instance", "tilt-test")
+	clustertest.WaitAnswers(t, hostsPath, "shop", "tiltns", follower, kubefwd)
 
-	// Tilt down: nothing deployed, nothing forwarded.
-	publish()
-	err = cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
-		data, _ := os.ReadFile(hostsPath)
-		return !strings.Contains(string(data), " web"), nil
+	// Tilt restarts kubefwd (tilt trigger, its restart button, a Tiltfile
+	// edit): the new one starts idle, and Tilt's objects do not change. The
+	// follower sets it again as soon as it is up.
+	kubefwd.stop(t)
+	if data, _ := os.ReadFile(hostsPath); string(data) != original {
+		t.Fatalf("hosts file after kubefwd stopped:\n%s", data)
+	}
+	kubefwd = startKubefwd()
+	clustertest.WaitAnswers(t, hostsPath, "shop", "tiltns", follower, kubefwd)
+	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2", follower, kubefwd)
+	if !strings.Contains(follower.String(), "kubefwd restarted; setting its namespaces again") {
+		t.Errorf("the follower did not say it set the restarted kubefwd:\n%s", follower)
+	}
+
+	// short_names_from and extra_namespaces: demo2 gets the short names,
+	// demo (which Tilt does not deploy to) is forwarded as well.
+	follower.stop(t)
+	follower = startGroup(t, env, bin, "namespaces", "follow-tilt", "--instance", "tilt-test", "--tilt", standIn,
+		"--short-names-from", "demo2", "--extra-namespace", "demo")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo2", follower, kubefwd)
+	clustertest.WaitAnswers(t, hostsPath, "web.demo", "demo", follower, kubefwd)
+	clustertest.WaitAnswers(t, hostsPath, "shop.tiltns", "tiltns", follower, kubefwd)
+
+	// Tilt down: nothing deployed; the extra namespace stays.
+	tilt.publish([]byte(emptyList), firstObject(t, watch))
+	err = cluster.Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
+		return clustertest.HostsAddr(hostsPath, "shop.tiltns") == "", nil
 	})
 	if err != nil {
 		data, _ := os.ReadFile(hostsPath)
-		t.Fatalf("entries left after Tilt stopped deploying:\n%s\nfollower:\n%s", data, followLog.String())
+		t.Fatalf("tiltns still forwarded after Tilt stopped deploying:\n%s\nfollower:\n%s", data, follower)
 	}
+	clustertest.WaitAnswers(t, hostsPath, "web.demo", "demo", follower, kubefwd)
 
-	// Tilt stops the resource: SIGTERM to the group; kubefwd is stopped
-	// through its socket and cleans up.
-	if err := syscall.Kill(-start.Process.Pid, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("start script: %v\n%s", err, startLog.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("kubefwd did not stop\n%s", startLog.String())
-	}
+	// Tilt stops the resources: kubefwd is stopped through its socket and
+	// cleans up.
+	follower.stop(t)
+	kubefwd.stop(t)
 	if data, _ := os.ReadFile(hostsPath); string(data) != original {
 		t.Errorf("hosts file after stop:\n%s", data)
 	}
+}
+
+// Tilt killed with SIGKILL cannot stop its commands: the follower notices
+// its parent is gone and exits.
+func TestFollowerExitsWithTilt(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kubefwd")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kubefwd/kubefwd/cmd/kubefwd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	here, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stand-in Tilt: a shell that starts the follower and waits.
+	parent := exec.Command("sh", "-c", `"$@" >/dev/null 2>&1 & echo $!; wait`, "sh",
+		bin, "namespaces", "follow-tilt", "--instance", "none", "--tilt", filepath.Join(here, "testdata", "tilt"))
+	parent.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+filepath.Join(dir, "run"), "FAKE_TILT_DIR="+dir)
+	out, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var line [32]byte
+	n, _ := out.Read(line[:])
+	pid, err := strconv.Atoi(strings.TrimSpace(string(line[:n])))
+	if err != nil {
+		t.Fatalf("reading the follower's pid: %v (%q)", err, line[:n])
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	time.Sleep(500 * time.Millisecond) // the follower is running and has noted its parent
+	if !alive(pid) {
+		t.Fatal("the follower exited on its own")
+	}
+	if err := parent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	parent.Wait()
+	err = cluster.Poll(t.Context(), 20*time.Second, func(context.Context) (bool, error) { return !alive(pid), nil })
+	if err != nil {
+		t.Fatalf("the follower (pid %d) outlived its parent", pid)
+	}
+}
+
+// firstObject is the first object a watch printed: printed again, it
+// signals a change.
+func firstObject(t *testing.T, watch []byte) []byte {
+	var obj json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(watch)).Decode(&obj); err != nil {
+		t.Fatal(err)
+	}
+	return append(obj, '\n')
+}
+
+// alive says whether pid runs (a zombie waiting for init does not).
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+func runKubefwd(t *testing.T, env []string, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubefwd %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
