@@ -261,6 +261,10 @@ func (o *svcOptions) complete() error {
 }
 
 func (o *svcOptions) run(ctx context.Context) error {
+	// A closed stdout or stderr (the terminal or Tilt gone, `| head`) must
+	// not kill kubefwd before it removes its hosts entries: Go exits on
+	// SIGPIPE for writes to fds 1 and 2 unless the signal is ignored.
+	signal.Ignore(syscall.SIGPIPE)
 	if o.profileDir != "" {
 		var stop func() error
 		err := o.user.Do(func() (err error) { stop, err = startProfiles(o.profileDir); return err })

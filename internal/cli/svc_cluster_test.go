@@ -269,3 +269,42 @@ func TestTwoSignalsLeaveHostsClean(t *testing.T) {
 		t.Errorf("hosts file after two signals:\n%s", data)
 	}
 }
+
+// Whoever read kubefwd's output is gone (the terminal closed, Tilt killed,
+// `| head` done): its next log lines must not kill it before it removes its
+// hosts entries.
+func TestClosedOutputLeavesHostsClean(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "closedout", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hostsPath := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(kubefwdBinary(t), "svc", "-c", c.Kubeconfig, "--hosts-path", hostsPath,
+		"--state-file", filepath.Join(dir, "state.json"), "-n", "closedout")
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitHosts(t, hostsPath, func(s string) bool { return strings.Contains(s, " web ") }, "listed web")
+	r.Close() // the reader goes away; shutting down logs several lines
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if data, _ := os.ReadFile(hostsPath); string(data) != "127.0.0.1 localhost\n" {
+		t.Errorf("hosts file after stopping with its output closed (%v):\n%s", err, data)
+	}
+	if err != nil {
+		t.Errorf("kubefwd with its output closed: %v", err)
+	}
+}
