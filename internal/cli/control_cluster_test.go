@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
@@ -361,8 +364,9 @@ func TestNamespacesFile(t *testing.T) {
 	}
 	within(t, "web.demo2 gone after the file dropped demo2", waitGone(t, hostsPath, "web.demo2"), 2*time.Second)
 
-	// A broken file keeps what is forwarded, and says why.
-	if err := os.WriteFile(nsFile, []byte("demo\nNot Valid\n"), 0o644); err != nil {
+	// A broken file keeps what is forwarded, and says why. Its good line
+	// names another namespace: applied in part, demo2 would replace demo.
+	if err := os.WriteFile(nsFile, []byte("demo2\nNot Valid\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err = cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
@@ -371,7 +375,15 @@ func TestNamespacesFile(t *testing.T) {
 	if err != nil {
 		t.Errorf("a broken namespaces file was not reported:\n%s", in.stderr.String())
 	}
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if out, err := kubefwdAs(t, env, "", "namespaces", "list"); err != nil || strings.Contains(out, "demo2") || !strings.Contains(out, " demo ") {
+			t.Fatalf("after a broken namespaces file, the forwarded set changed (%v):\n%s", err, out)
+		}
+	}
 	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
+	if addr := clustertest.HostsAddr(hostsPath, "web.demo2"); addr != "" {
+		t.Errorf("the broken file's good line was applied: web.demo2 is at %s", addr)
+	}
 
 	if err := os.WriteFile(nsFile, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -430,6 +442,106 @@ func TestRefreshDuringTraffic(t *testing.T) {
 	wg.Wait()
 	if failed.Load() > 0 || ok.Load() < 10 {
 		t.Errorf("during refreshes: %d requests succeeded, %d failed (first: %v)", ok.Load(), failed.Load(), firstErr.Load())
+	}
+}
+
+// tunnelStats is the instance's tunnel counters (one context).
+func tunnelStats(t *testing.T, env []string) (open, retiring int, dials int64) {
+	t.Helper()
+	out, err := kubefwdAs(t, env, "", "status", "--json")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	var st engine.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	for _, tu := range st.Tunnels {
+		open += tu.Open
+		retiring += tu.Retiring
+		dials += tu.Dials
+	}
+	return open, retiring, dials
+}
+
+// httpGet sends one keep-alive request on conn and reads the answer.
+func httpGet(conn net.Conn, br *bufio.Reader) (string, error) {
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: web\r\n\r\n"); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
+}
+
+// TestRefreshReopensTunnels: a refresh dials new tunnels for new
+// connections, leaves a connection in flight working on the old tunnel, and
+// closes the old tunnel once its grace (5 s) is over.
+func TestRefreshReopensTunnels(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "refr", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	env, base := controlEnv(t)
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "refr")
+	clustertest.WaitAnswers(t, hostsPath, "web", "refr")
+	addr := clustertest.HostsAddr(hostsPath, "web")
+
+	// A connection in flight, on the one tunnel to the one pod.
+	conn, err := net.Dial("tcp", net.JoinHostPort(addr, "80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	if body, err := httpGet(conn, br); err != nil || !strings.HasPrefix(body, "pod=refr/web-") {
+		t.Fatalf("before refresh: %q, %v", body, err)
+	}
+	open0, _, dials0 := tunnelStats(t, env)
+	if open0 != 1 {
+		t.Fatalf("before refresh: %d tunnels open, want 1\n%s", open0, in.stderr.String())
+	}
+
+	if out, err := kubefwdAs(t, env, "", "refresh"); err != nil {
+		t.Fatalf("refresh: %v\n%s", err, out)
+	}
+	refreshed := time.Now()
+	// A new connection dials a new tunnel.
+	if body, err := clustertest.Get(addr, 80); err != nil || !strings.HasPrefix(body, "pod=refr/web-") {
+		t.Fatalf("new connection after refresh: %q, %v", body, err)
+	}
+	open1, retiring1, dials1 := tunnelStats(t, env)
+	if dials1 != dials0+1 || open1 != 1 || retiring1 != 1 {
+		t.Errorf("after refresh and a new connection: %d dials (before %d), %d tunnels open, %d retiring; want one more dial, the new tunnel in use and the old one kept for the connection in flight", dials1, dials0, open1, retiring1)
+	}
+	// The connection in flight still works.
+	if body, err := httpGet(conn, br); err != nil || !strings.HasPrefix(body, "pod=refr/web-") {
+		t.Errorf("the connection in flight broke at refresh: %q, %v", body, err)
+	}
+
+	// Once the grace is over, the old tunnel closes under it.
+	err = cluster.Poll(t.Context(), 15*time.Second, func(context.Context) (bool, error) {
+		_, retiring, _ := tunnelStats(t, env)
+		return retiring == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("the old tunnel is still open %s after refresh", time.Since(refreshed).Round(time.Second))
+	}
+	if took := time.Since(refreshed); took < forward.RetireGrace-time.Second {
+		t.Errorf("the old tunnel, carrying a connection, closed %s after refresh: before its grace", took.Round(time.Millisecond))
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection on the old tunnel is still open after its grace (read: %v)", err)
 	}
 }
 

@@ -35,6 +35,7 @@ type Status struct {
 type TunnelStats struct {
 	Context      string `json:"context"`
 	Open         int    `json:"open"`
+	Retiring     int    `json:"retiring"` // refreshed away, still carrying connections (at most 5 s)
 	Dials        int64  `json:"dials"`
 	DialFailures int64  `json:"dialFailures"`
 	Reconnects   int64  `json:"reconnects"` // broken tunnels replaced
@@ -107,7 +108,7 @@ func (e *Engine) Status() Status {
 		cl := e.clusters[name]
 		pool := cl.pool
 		st.Tunnels = append(st.Tunnels, TunnelStats{
-			Context: name, Open: pool.Len(), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load(), Reconnects: pool.Reconnects.Load(),
+			Context: name, Open: pool.Len(), Retiring: int(pool.Retiring.Load()), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load(), Reconnects: pool.Reconnects.Load(),
 		})
 		e.watchErrMu.Lock()
 		api := APIStats{Context: name, WatchErrors: e.watchFails[name]}

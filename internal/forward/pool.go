@@ -24,6 +24,9 @@ type Pool struct {
 	// Dials and DialFailures count tunnel dials, Reconnects the tunnels
 	// found broken and replaced; for metrics.
 	Dials, DialFailures, Reconnects atomic.Int64
+	// Retiring is the number of retired tunnels still open, carrying the
+	// streams they had when a refresh took them out of use.
+	Retiring atomic.Int64
 
 	mu      sync.Mutex
 	tunnels map[Pod]*poolEntry // guarded by mu
@@ -125,8 +128,12 @@ func (p *Pool) Retire(match func(Pod) bool, grace time.Duration) {
 		}
 	}
 	p.mu.Unlock()
+	p.Retiring.Add(int64(len(retired)))
 	for _, e := range retired {
-		p.retiring.Go(func() { p.drain(e, grace) })
+		p.retiring.Go(func() {
+			defer p.Retiring.Add(-1)
+			p.drain(e, grace)
+		})
 	}
 }
 
