@@ -308,3 +308,69 @@ func TestClosedOutputLeavesHostsClean(t *testing.T) {
 		t.Errorf("kubefwd with its output closed: %v", err)
 	}
 }
+
+// The selection and address flags, each doing its job on a real cluster:
+// -l and -f choose Services, -m moves a port, -r and -z pin addresses,
+// --pin-first sends every connection to one pod.
+func TestSelectionAndAddressFlags(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "flags", "web", 2, 80); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateApp(t.Context(), "flags", "api", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	newHosts := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	// web only, by label; port 80 on 8081; a pinned address; one pod.
+	hostsA := newHosts("hosts-a")
+	a := startInstance(t, c, hostsA, filepath.Join(dir, "state-a.json"), "-n", "flags",
+		"-l", "app=web", "-m", "80:8081", "-r", "web:127.77.0.9", "--pin-first")
+	waitHosts(t, hostsA, func(s string) bool { return strings.Contains(s, " web ") }, "listed web")
+	if got := clustertest.HostsAddr(hostsA, "web"); got != "127.77.0.9" {
+		t.Errorf("-r web:127.77.0.9: web is at %q", got)
+	}
+	if got := clustertest.HostsAddr(hostsA, "api"); got != "" {
+		t.Errorf("-l app=web: api is forwarded too, at %s", got)
+	}
+	if _, err := clustertest.Get("127.77.0.9", 80); err == nil {
+		t.Error("-m 80:8081: port 80 still answers")
+	}
+	pods := map[string]bool{}
+	for range 12 {
+		body, err := clustertest.Get("127.77.0.9", 8081)
+		if err != nil || !strings.HasPrefix(body, "pod=flags/web-") {
+			t.Fatalf("-m 80:8081: %q, %v\n%s", body, err, a.stderr.String())
+		}
+		pods[body] = true
+	}
+	if len(pods) != 1 {
+		t.Errorf("--pin-first: 12 connections reached %d pods, want 1: %v", len(pods), pods)
+	}
+
+	// api only, by field; its address from a -z file.
+	conf := filepath.Join(dir, "fwd.yaml")
+	if err := os.WriteFile(conf, []byte("serviceConfigurations:\n  - name: api\n    ip: 127.77.0.10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostsB := newHosts("hosts-b")
+	b := startInstance(t, c, hostsB, filepath.Join(dir, "state-b.json"), "-n", "flags",
+		"-f", "metadata.name=api", "-z", conf)
+	waitHosts(t, hostsB, func(s string) bool { return strings.Contains(s, " api ") }, "listed api")
+	if got := clustertest.HostsAddr(hostsB, "api"); got != "127.77.0.10" {
+		t.Errorf("-z (api: 127.77.0.10): api is at %q", got)
+	}
+	if got := clustertest.HostsAddr(hostsB, "web"); got != "" {
+		t.Errorf("-f metadata.name=api: web is forwarded too, at %s", got)
+	}
+	if body, err := clustertest.Get("127.77.0.10", 80); err != nil || !strings.HasPrefix(body, "pod=flags/api-") {
+		t.Errorf("api at its -z address: %q, %v\n%s", body, err, b.stderr.String())
+	}
+}
