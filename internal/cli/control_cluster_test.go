@@ -627,3 +627,42 @@ func TestEventsShowPodDeletion(t *testing.T) {
 		return removed && added
 	})
 }
+
+// TestNamespacesChangeUnderAllNamespaces: an instance forwarding every
+// namespace (-A) answers a namespaces change with 409 Conflict and says why.
+func TestNamespacesChangeUnderAllNamespaces(t *testing.T) {
+	c := clustertest.Seeded(t, "demo")
+	env, base := controlEnv(t)
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-A", "--instance", "everything")
+	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2", in.stderr)
+
+	out, err := kubefwdAs(t, env, "", "namespaces", "add", "demo", "--instance", "everything")
+	if err == nil || !strings.Contains(out, "forwards all namespaces (-A)") {
+		t.Errorf("namespaces add under -A: %v\n%s", err, out)
+	}
+	// The same as the API answers it: the socket is where root's instance
+	// puts it with this environment (no XDG_RUNTIME_DIR, TMPDIR=base).
+	dir := filepath.Join(base, "kubefwd-0")
+	if info, err := os.Stat("/run/user/0"); err == nil && info.IsDir() {
+		dir = "/run/user/0/kubefwd"
+	}
+	sock := filepath.Join(dir, "everything.sock")
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}
+	resp, err := hc.Post("http://kubefwd/v1/namespaces", "application/json", strings.NewReader(`{"op": "add", "namespaces": ["demo"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "forwards all namespaces (-A)") {
+		t.Errorf("POST /v1/namespaces under -A: %s %s", resp.Status, body)
+	}
+}
