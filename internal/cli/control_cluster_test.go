@@ -666,3 +666,69 @@ func TestNamespacesChangeUnderAllNamespaces(t *testing.T) {
 		t.Errorf("POST /v1/namespaces under -A: %s %s", resp.Status, body)
 	}
 }
+
+// TestEventsDropSlowReader: a reader that stops reading is dropped, never
+// waited for, and the last line it gets says so.
+func TestEventsDropSlowReader(t *testing.T) {
+	c := clustertest.Seeded(t, "demo")
+	env, base := controlEnv(t)
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo2", "--instance", "slow")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo2", in.stderr)
+	dir := filepath.Join(base, "kubefwd-0") // as in TestNamespacesChangeUnderAllNamespaces
+	if info, err := os.Stat("/run/user/0"); err == nil && info.IsDir() {
+		dir = "/run/user/0/kubefwd"
+	}
+	sock := filepath.Join(dir, "slow.sock")
+
+	// Subscribe, then read nothing.
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req, _ := http.NewRequest(http.MethodGet, "http://kubefwd/v1/events", nil)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	// Many events (a refresh is one), more than the socket and the
+	// subscription's buffer hold; forwarding goes on meanwhile.
+	client, err := control.Connect(dir, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3000 {
+		if _, err := client.Refresh(t.Context()); err != nil {
+			t.Fatalf("refresh while a reader stalls: %v", err)
+		}
+	}
+	if body, err := clustertest.Get(clustertest.HostsAddr(hostsPath, "web"), 80); err != nil || !strings.HasPrefix(body, "pod=demo2/") {
+		t.Errorf("forwarding while an events reader stalls: %q, %v", body, err)
+	}
+
+	// Now read it all: the stream ends with the dropped line.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var last engine.Event
+	n := 0
+	for sc.Scan() {
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("event line %d: %v: %s", n+1, err, sc.Bytes())
+		}
+		n++
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading the events after %d lines: %v", n, err)
+	}
+	if last.Type != "dropped" || n >= 3000 {
+		t.Errorf("a stalled reader got %d events, the last %+v; want fewer than were sent, ending with a dropped line", n, last)
+	}
+}
