@@ -656,9 +656,20 @@ func TestRefreshReopensTunnels(t *testing.T) {
 	if _, err := f.get(t, "web", 80); err != nil {
 		t.Fatal(err)
 	}
+	dials := func() (n int64) {
+		for _, tu := range f.engine.Status().Tunnels {
+			n += tu.Dials
+		}
+		return n
+	}
+	before := dials()
 	f.engine.Refresh()
 	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=refresh/web-") {
 		t.Fatalf("after Refresh: %q, %v", body, err)
+	}
+	// The connection after the refresh went over a new tunnel.
+	if after := dials(); after != before+1 {
+		t.Errorf("tunnel dials: %d before Refresh, %d after it and one connection; want one more", before, after)
 	}
 }
 
