@@ -109,6 +109,9 @@ func FuzzRender(f *testing.F) {
 	f.Add("127.0.0.1 localhost\n", "web")
 	f.Add("a\r\nb", "x")
 	f.Add("# kubefwd begin a1b2 pid=1\nno end", "y")
+	f.Add("", "z")
+	f.Add("no newline at the end", "w")
+	f.Add("\n\n# comment\r\n\t10.0.0.1  corp\n\n", "v")
 	f.Fuzz(func(t *testing.T, old, name string) {
 		es := []Entry{{Addr: netip.MustParseAddr("127.1.27.1"), Names: []string{"svc-" + filepath.Base(name)}}}
 		base := Remove([]byte(old), blk)
@@ -117,8 +120,14 @@ func FuzzRender(f *testing.F) {
 		if string(once) != string(twice) {
 			t.Fatalf("not idempotent: %q → %q", once, twice)
 		}
-		if back := Remove(once, blk); string(back) != string(base) {
+		back := Remove(once, blk)
+		if string(back) != string(base) {
 			t.Fatalf("round trip lost bytes: %q → %q → %q", old, once, back)
+		}
+		// Without a block of ours, the user's bytes come back exactly (a
+		// Remove that also dropped some of theirs passes the check above).
+		if !strings.Contains(old, "kubefwd") && string(back) != old {
+			t.Fatalf("the user's file changed: %q → %q → %q", old, once, back)
 		}
 	})
 }
