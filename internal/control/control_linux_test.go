@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -138,7 +139,10 @@ func TestPeerCredentials(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	dir := filepath.Join(base, "kubefwd")
-	os.Chmod(base, 0o777)           // the invoking user makes the socket's directory here
+	// The invoking user makes the socket's directory here.
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	_, stop := serve(t, dir, 65534) // nobody is the invoking user
 	defer stop()
 	self, _ := os.Executable()
@@ -147,11 +151,19 @@ func TestPeerCredentials(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Open the way wide so only the credential check stands in it.
 	for _, p := range []string{base, dir} {
-		os.Chmod(p, 0o755)
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Open the socket wide so only the credential check stands in the way.
-	os.Chmod(filepath.Join(dir, "inst.sock"), 0o666)
+	if err := os.Chmod(filepath.Join(dir, "inst.sock"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	daemon, err := user.Lookup("daemon")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	run := func(user string) (string, error) {
 		cmd := exec.Command("runuser", "-u", user, "--", bin, "-test.run=^$", dir, "inst")
@@ -162,9 +174,11 @@ func TestPeerCredentials(t *testing.T) {
 	if out, err := run("nobody"); err != nil {
 		t.Errorf("the invoking user was refused: %v: %s", err, out)
 	}
+	// Refused by the credential check (the server's 403), not by a file
+	// mode on the way.
 	out, err := run("daemon")
-	if err == nil || !strings.Contains(out, "permission denied") {
-		t.Errorf("a third user got in, or was not told why: %v: %s", err, out)
+	if want := "permission denied: uid " + daemon.Uid + " may not use this kubefwd"; err == nil || !strings.Contains(out, want) {
+		t.Errorf("a third user got in, or was not refused by its credentials (want %q): %v: %s", want, err, out)
 	}
 }
 
