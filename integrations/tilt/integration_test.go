@@ -26,6 +26,7 @@ import (
 	_ "github.com/kubefwd/kubefwd/internal/cli"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 func TestMain(m *testing.M) { clustertest.Main(m) }
@@ -110,6 +111,9 @@ func (p *process) stop(t *testing.T) {
 func (p *process) String() string { return p.log.String() }
 
 func TestTiltIntegration(t *testing.T) {
+	// The start script's prompt "auto" runs kubefwd as it is only for root
+	// (or a user the helper allows); anyone else would get a sudo prompt.
+	needs.Root(t, "to run kubefwd without a privilege prompt")
 	c := clustertest.Seeded(t, "demo")
 	ctx := t.Context()
 	// What the captured project deployed (demo2/web is in the seed).

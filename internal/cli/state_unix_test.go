@@ -11,15 +11,14 @@ import (
 
 	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/internal/loopback"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // Run as root under sudo, kubefwd keeps its state in the invoking user's
 // home (from the user database, not root's or the user's environment),
 // owned by that user, never by root.
 func TestStateFileOwnedBySudoUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	needs.Root(t, "to give files to another user")
 	home := t.TempDir()
 	os.Chmod(filepath.Dir(home), 0o755)
 	if err := os.Chown(home, 65534, 65534); err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // Under sudo, every path the invoking user names is used with their
@@ -16,9 +18,7 @@ import (
 // is never echoed; root writes nowhere they could not. Played as a hostile
 // user (SUDO_UID of nobody) by root.
 func TestHostileSudoPaths(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it plays sudo")
-	}
+	needs.Root(t, "to play sudo")
 	t.Setenv("SUDO_UID", "65534")
 	t.Setenv("SUDO_GID", "65534")
 	t.Setenv("SUDO_USER", "nobody")
@@ -125,9 +125,7 @@ func slicesContains(s []string, v string) bool {
 // A kubeconfig's exec plugin is the user's program: under sudo it runs as
 // the user, with their home, never as root.
 func TestHostileExecPluginRunsAsUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it plays sudo")
-	}
+	needs.Root(t, "to play sudo")
 	bin := kubefwdBinary(t)
 	home := t.TempDir()
 	os.Chmod(filepath.Dir(home), 0o755)

@@ -25,6 +25,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/test/hostiletest"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 const helperEnv = "KUBEFWD_CONTROL_HELPER"
@@ -130,9 +131,7 @@ func TestStatusAndRefresh(t *testing.T) {
 // The allowed user gets in; anyone else is refused by the kernel-credential
 // check even when file permissions would let them reach the socket.
 func TestPeerCredentials(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run clients as other users")
-	}
+	needs.Root(t, "to run clients as other users")
 	base, err := os.MkdirTemp("", "kubefwd-control-")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kubefwd/kubefwd/internal/hosts"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // restartLoop stands in for systemd: each run of the helper gets a fresh
@@ -45,9 +46,7 @@ done
 // and its clients' entries land in the new file; a client that stops has
 // its block removed from it.
 func TestHostileHostsReplacedUnderSandbox(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for mount namespaces")
-	}
+	needs.Root(t, "for mount namespaces")
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("needs unshare (util-linux)")
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 func TestSystemdUnitFile(t *testing.T) {
@@ -39,8 +41,7 @@ func TestSystemdUnitFile(t *testing.T) {
 
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Log("systemd-analyze not installed; content checked only")
-		return
+		needs.Skip(t, "systemd-analyze is not installed (Debian: apt-get install systemd)")
 	}
 	// verify wants the binary to exist; any executable will do.
 	dir := t.TempDir()
@@ -51,14 +52,16 @@ func TestSystemdUnitFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
-	// Without a running systemd, verify may complain about the machine
-	// (no D-Bus, no /run/systemd); only complaints about our unit count.
+	if err != nil {
+		t.Errorf("systemd-analyze verify %s: %v\n%s", path, err, out)
+	}
+	// verify reports some problems (unknown keys, bad values) on its
+	// output without failing.
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.Contains(line, SystemdName) {
 			t.Errorf("systemd-analyze verify: %s", line)
 		}
 	}
-	t.Logf("systemd-analyze verify: %v\n%s", err, out)
 }
 
 func TestLaunchdPlistFile(t *testing.T) {

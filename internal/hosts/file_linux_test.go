@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // The test binary doubles as a helper process: a separate writer for the
@@ -154,9 +156,7 @@ func TestFileReplacedUnderneath(t *testing.T) {
 // A bind-mounted hosts file (containers, our own tests) cannot be replaced
 // by rename; it is rewritten in place.
 func TestFileBindMounted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for unshare -m")
-	}
+	needs.Root(t, "for unshare -m")
 	path := writeHosts(t, "", 0o644)
 	if err := os.WriteFile(path+".src", []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -185,8 +185,8 @@ func TestFileConcurrentWriters(t *testing.T) {
 		nobody bool
 	}{{"same rights", false}, {"some cannot create the lock file", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.nobody && os.Geteuid() != 0 {
-				t.Skip("needs root to run writers as nobody")
+			if tc.nobody {
+				needs.Root(t, "to run writers as nobody")
 			}
 			dir, bin := publicDir(t)
 			path := filepath.Join(dir, "hosts")
@@ -323,9 +323,7 @@ func TestFileWaitsForTheLock(t *testing.T) {
 
 // Without permission to write, nothing changes and the error says why.
 func TestFileReadOnly(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a writer as nobody")
-	}
+	needs.Root(t, "to run a writer as nobody")
 	// t.TempDir's parents are closed to other users; nobody must reach
 	// the helper binary.
 	dir, err := os.MkdirTemp("", "kubefwd-hosts-ro-")
@@ -514,9 +512,7 @@ func TestRemoveStaleBrokenBlock(t *testing.T) {
 // after a bounded wait with an error that names the holder, instead of
 // hanging for ever.
 func TestHostileLockHolder(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a process as nobody")
-	}
+	needs.Root(t, "to run a process as nobody")
 	dir, bin := publicDir(t)
 	path := filepath.Join(dir, "hosts")
 	if err := os.WriteFile(path, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {

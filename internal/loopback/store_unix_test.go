@@ -12,14 +12,13 @@ import (
 
 	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/test/hostiletest"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // Run as root on behalf of a sudo user, the state file and its directory
 // belong to that user, never to root.
 func TestStoreOwnedByInvokingUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files away")
-	}
+	needs.Root(t, "to give files away")
 	home := userHome(t)
 	dir := filepath.Join(home, "state", "kubefwd")
 	s := Store{Path: filepath.Join(dir, "addresses.json"), User: nobody}
@@ -54,9 +53,7 @@ func userHome(t *testing.T) string {
 // The user's state directory is a symlink to a directory of root's (the
 // issue's /etc case): root must neither write there nor give it away.
 func TestHostileStateDirSymlink(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	needs.Root(t, "to give files to another user")
 	home := userHome(t)
 	target := t.TempDir() // root's, like /etc
 	if err := os.Chmod(filepath.Dir(target), 0o755); err != nil {

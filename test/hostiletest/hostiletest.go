@@ -7,14 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"testing"
+
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // NeedRoot skips t unless it runs as root: only root can play other users.
 func NeedRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to play another user")
-	}
+	needs.Root(t, "to play another user")
 }
 
 // Dir is a new directory with mode that other users can reach (the parent

@@ -28,10 +28,11 @@ import (
 	"github.com/kubefwd/kubefwd/test/devcluster/binaries"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/seed"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // RequireEnv, when "1", turns every skip of a real-cluster test into a failure.
-const RequireEnv = "KUBEFWD_REQUIRE_DEVCLUSTER"
+const RequireEnv = needs.Env
 
 // The shared cluster of this test binary. Package state is the point here:
 // one cluster per process, owned by Main.
@@ -100,11 +101,7 @@ func New(t testing.TB, extraArgs ...string) *cluster.Cluster {
 // Skip skips a real-cluster test, or fails it when CI requires the cluster.
 func Skip(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatalf("real-cluster test cannot run, and %s=1 forbids skipping it: %s", RequireEnv, msg)
-	}
-	t.Skip("real-cluster test skipped: " + msg)
+	needs.Skip(t, "real-cluster test: "+format, args...)
 }
 
 func preflight(t testing.TB) {
