@@ -9,17 +9,20 @@ import (
 // route all of 127.0.0.0/8 to the loopback interface already; macOS answers
 // only 127.0.0.1 until each address is added to lo0 (see alias_darwin.go).
 type Aliases struct {
+	need  bool // the platform needs aliases (a field, so tests run macOS's bookkeeping anywhere)
 	mu    sync.Mutex
 	added map[netip.Addr]bool // guarded by mu
 	run   func(args ...string) error
 }
 
 // NewAliases returns the platform's alias manager.
-func NewAliases() *Aliases { return &Aliases{added: map[netip.Addr]bool{}, run: runIfconfig} }
+func NewAliases() *Aliases {
+	return &Aliases{need: needAliases, added: map[netip.Addr]bool{}, run: runIfconfig}
+}
 
 // Add makes addr usable; adding it twice is fine.
 func (a *Aliases) Add(addr netip.Addr) error {
-	if !needAliases || addr == netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
+	if !a.need || addr == netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
 		return nil
 	}
 	a.mu.Lock()
