@@ -13,7 +13,7 @@ import (
 type collector struct {
 	engine Engine
 
-	forwards, open, bytes, failed, streamErrors, tunnels, dials, dialFailures, reconnects, requests, watchErrors *prometheus.Desc
+	forwards, open, bytes, failed, streamErrors, retried, tunnels, dials, dialFailures, reconnects, requests, watchErrors *prometheus.Desc
 }
 
 func newCollector(e Engine) *collector {
@@ -25,6 +25,7 @@ func newCollector(e Engine) *collector {
 		bytes:        prometheus.NewDesc("kubefwd_bytes_total", "Bytes carried, by direction (in: from pods).", append(svc, "direction"), nil),
 		failed:       prometheus.NewDesc("kubefwd_connections_failed_total", "Connections closed without reaching a pod.", svc, nil),
 		streamErrors: prometheus.NewDesc("kubefwd_stream_errors_total", "Streams to pods that failed to open or ended in an error.", svc, nil),
+		retried:      prometheus.NewDesc("kubefwd_connections_retried_total", "Tries on another endpoint after one failed before answering (failovers clients never saw).", svc, nil),
 		reconnects:   prometheus.NewDesc("kubefwd_tunnel_reconnects_total", "Broken tunnels replaced by a new dial.", []string{"context"}, nil),
 		requests:     prometheus.NewDesc("kubefwd_api_requests_total", "Requests to the API server; verb=watch counts watches started, restarts included.", []string{"context", "verb", "resource"}, nil),
 		watchErrors:  prometheus.NewDesc("kubefwd_api_watch_errors_total", "Lists and watches of the API server that failed and were retried.", []string{"context"}, nil),
@@ -35,7 +36,7 @@ func newCollector(e Engine) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.streamErrors, c.tunnels, c.dials, c.dialFailures, c.reconnects, c.requests, c.watchErrors} {
+	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.streamErrors, c.retried, c.tunnels, c.dials, c.dialFailures, c.reconnects, c.requests, c.watchErrors} {
 		ch <- d
 	}
 }
@@ -52,6 +53,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(p.BytesOut), append(labels, "out")...)
 			ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(p.Failed), labels...)
 			ch <- prometheus.MustNewConstMetric(c.streamErrors, prometheus.CounterValue, float64(p.StreamErrors), labels...)
+			ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(p.Retried), labels...)
 		}
 	}
 	for state, n := range states {

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/utils/ptr"
@@ -898,5 +899,82 @@ func TestHostileNamesAndPortsSkippedOneByOne(t *testing.T) {
 	}
 	if manual.State != engine.StateActive || len(manual.Ports) != 1 || manual.Ports[0].Local != 8080 || manual.Ports[0].Port != 80 {
 		t.Errorf("manual = %+v", manual)
+	}
+}
+
+// A pod whose endpoint is still ready but whose container no longer
+// answers (its process died; readiness has not noticed yet): every new
+// connection is still carried, by the other pod, and status counts the
+// retries that did it.
+func TestFailoverFromDeadBackendBehindReadyEndpoint(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods, err := c.CreateApp(t.Context(), "deadbackend", "web", 2, 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"deadbackend"}})
+	f.waitName(t, "web")
+	if _, err := f.get(t, "web", 80); err != nil {
+		t.Fatal(err)
+	}
+	// kwok carries the dead pod's streams to a port nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := int64(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	pfs := c.Dynamic.Resource(cluster.PortForwardGVR).Namespace("deadbackend")
+	pf, err := pfs.Get(t.Context(), pods[0], metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forwards, _, _ := unstructured.NestedSlice(pf.Object, "spec", "forwards")
+	for _, fw := range forwards {
+		if err := unstructured.SetNestedField(fw.(map[string]any), deadPort, "target", "port"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unstructured.SetNestedSlice(pf.Object, forwards, "spec", "forwards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pfs.Update(t.Context(), pf, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	retried := func() (n int64) {
+		for _, fs := range f.engine.Status().Forwards {
+			for _, p := range fs.Ports {
+				n += p.Retried
+			}
+		}
+		return n
+	}
+	// Until kwok has the new target, requests reach both pods; then only
+	// the live one answers, after a retry when the dead one is picked.
+	before := retried()
+	deadline := time.Now().Add(30 * time.Second)
+	failed, answered := 0, map[string]int{}
+	for n := 0; retried() < before+3 && time.Now().Before(deadline); n++ {
+		body, err := f.get(t, "web", 80)
+		if err != nil || !strings.HasPrefix(body, "pod=deadbackend/web-") {
+			failed++
+			t.Errorf("connection %d failed: %q, %v", n, body, err)
+			continue
+		}
+		answered[strings.Fields(body)[0]]++
+	}
+	if got := retried(); got < before+3 {
+		t.Fatalf("status counted %d retries (before: %d); the dead backend was never picked, or its failures were not retried", got, before)
+	}
+	// Once retries happen, every connection is carried by the live pod.
+	for range 20 {
+		body, err := f.get(t, "web", 80)
+		if err != nil || !strings.HasPrefix(body, "pod=deadbackend/"+pods[1]) {
+			failed++
+			t.Errorf("after the backend died: %q, %v", body, err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d connections failed while a ready pod existed (answers: %v)", failed, answered)
 	}
 }

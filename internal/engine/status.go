@@ -76,6 +76,9 @@ type PortStatus struct {
 	Failed      int64    `json:"failed"`
 	// StreamErrors counts streams that failed to open or ended in an error.
 	StreamErrors int64 `json:"streamErrors"`
+	// Retried counts tries on another endpoint after one failed before
+	// answering: failovers the client never saw.
+	Retried int64 `json:"retried"`
 	// LastError is why the last failed connection could not be carried.
 	LastError   string     `json:"lastError,omitempty"`
 	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
@@ -130,7 +133,7 @@ func fillPort(p *PortStatus) {
 	}
 	c := p.pf.counters
 	p.Connections, p.BytesIn, p.BytesOut, p.Failed = c.Active.Load(), c.BytesIn.Load(), c.BytesOut.Load(), c.Failed.Load()
-	p.StreamErrors = c.StreamErrors.Load()
+	p.StreamErrors, p.Retried = c.StreamErrors.Load(), c.Retried.Load()
 	if f := p.pf.lastErr.Load(); f != nil {
 		at := f.at
 		p.LastError, p.LastErrorAt = f.msg, &at
