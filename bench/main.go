@@ -204,7 +204,8 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 		env.Mode = "partial" // some scenarios or other scales: not a report
 	}
 	env.Duration = time.Since(started).Round(time.Second).String()
-	report := Markdown(env, results, explain(results))
+	env.Profiles = profile
+	report := Markdown(env, results, explain(env, results))
 	fmt.Fprint(stdout, report)
 	if err := os.MkdirAll(resultsDir, 0o755); err != nil {
 		return err
@@ -279,5 +280,5 @@ func rerender(results, out string) error {
 	if err := json.Unmarshal(data, &saved); err != nil {
 		return fmt.Errorf("%s: %w", results, err)
 	}
-	return os.WriteFile(out, []byte(Markdown(saved.Environment, saved.Results, explain(saved.Results))), 0o644)
+	return os.WriteFile(out, []byte(Markdown(saved.Environment, saved.Results, explain(saved.Environment, saved.Results))), 0o644)
 }

@@ -78,6 +78,9 @@ type Environment struct {
 	Kubectl    string    `json:"kubectl"`
 	Kubernetes string    `json:"kubernetes"`
 	Duration   string    `json:"duration"`
+	// Profiles is where kubefwd's profiles of this run were written
+	// (--profile-dir), if anywhere.
+	Profiles string `json:"profiles,omitempty"`
 }
 
 // Markdown renders BENCHMARKS.md.
@@ -143,22 +146,27 @@ func num(v float64) string {
 	}
 }
 
-// spans says whether the spread of ratios includes parity.
-func spans(lo, hi float64) string {
-	if lo <= 1 && hi >= 1 {
-		return " (the spread includes parity)"
-	}
-	return ""
+// includesParity says whether the per-pair ratios fall on both sides of
+// 1.0: then this run cannot tell the two tools apart on that metric.
+func includesParity(ratios []float64) bool {
+	return len(ratios) > 0 && slices.Min(ratios) <= 1 && slices.Max(ratios) >= 1
 }
 
-// explain says, for each goal a run missed, what the time or memory goes
-// to and what was tried, as far as this code base knows it.
-func explain(results []Result) []string {
+// explain adds, for each goal a run missed, what this run measured about
+// it, and why the structure of the setup matters. Notes carry only numbers
+// from the results they are given (so --render of an old file says nothing
+// that run did not measure) and no profiling claims: where profiles were
+// taken (--profile-dir), the note says where they are, to be read.
+func explain(env Environment, results []Result) []string {
 	missed := map[string]bool{}
 	for _, r := range results {
 		if r.Pass != nil && !*r.Pass {
 			missed[r.Metric] = true
 		}
+	}
+	profiles := ""
+	if env.Profiles != "" {
+		profiles = fmt.Sprintf(" kubefwd's CPU and allocation profiles of this run are in `%s` (`go tool pprof`).", env.Profiles)
 	}
 	var notes []string
 	for _, r := range results {
@@ -166,57 +174,37 @@ func explain(results []Result) []string {
 			continue
 		}
 		lo, hi := slices.Min(r.Ratios), slices.Max(r.Ratios)
-		notes = append(notes, fmt.Sprintf("**%s, %s: missed by %.0f%%.** The per-pair ratios ran from %.2f× to %.2f×, so "+
-			"this run does not separate the two tools%s. Both carry the same bytes through the same client-go stream code "+
-			"and one local TCP hop; profiled, kubefwd's time goes to system calls (reading the tunnel, writing the client "+
-			"socket, about equal), TLS decryption and copying — none of it in code of ours that could be cut.",
-			r.Scenario, r.Metric, 100*math.Abs(r.Ratio-1), lo, hi, spans(lo, hi)))
+		verdict := "every pair fell short, so the miss is not noise"
+		if includesParity(r.Ratios) {
+			verdict = "the spread includes parity, so this run does not separate the two tools"
+		}
+		notes = append(notes, fmt.Sprintf("**%s, %s: missed by %.0f%%.** The %d per-pair ratios ran from %.2f× to %.2f×: %s.%s",
+			r.Scenario, r.Metric, 100*math.Abs(r.Ratio-1), len(r.Ratios), lo, hi, verdict, profiles))
 	}
 	if missed["kubefwd / direct stream"] {
 		notes = append(notes, "**Throughput ceiling.** The direct stream is the bench process reading the port-forward "+
-			"stream itself, with no listener and no second process: kubefwd adds a loopback TCP hop (a copy and two system "+
-			"calls per frame) and a process switch, which on two cores shared with the apiserver, kwok and the backend "+
-			"costs about a quarter. Small runs (64 MiB) reach 0.9; over 1 GiB the difference holds. kubectl port-forward "+
-			"has the same hop.")
+			"stream itself, with no listener and no second process; kubefwd adds a loopback TCP hop and a process "+
+			"switch, as kubectl port-forward does, on the same cores as the apiserver, kwok and the backend."+profiles)
 	}
-	by := func(metric, unit string, goal float64) string {
+	by := func(metric, unit string) string {
 		var parts []string
 		for _, r := range results {
 			if r.Metric == metric && r.Pass != nil && !*r.Pass {
-				parts = append(parts, fmt.Sprintf("%s %s against %s (%s)", num(r.KubefwdMedian()), unit, num(goal),
-					strings.TrimPrefix(r.Scenario, "5 startup, ")))
+				parts = append(parts, fmt.Sprintf("%s %s (%s, goal %s)", num(r.KubefwdMedian()), unit,
+					strings.TrimPrefix(r.Scenario, "5 startup, "), r.Goal))
 			}
 		}
 		return "Missed: " + strings.Join(parts, "; ") + ". "
 	}
 	if missed["s until every Service answers"] {
-		notes = append(notes, "**Startup time.** "+by("s until every Service answers", "s", 3)+"kubefwd itself is ready quickly: the names-written rows show when every "+
-			"listener is open and every name is in the hosts file, from two watches per namespace. The rest is the first "+
-			"connection to each Service, which needs a tunnel to its pod: a TCP connection and TLS handshake to the "+
-			"apiserver, an upgrade, and the apiserver's own connection to the node. Profiled, kubefwd's CPU in that phase "+
-			"goes to the TLS handshakes (about a quarter: RSA signatures with the devcluster's client certificate), to "+
-			"initialising each SPDY connection's zlib header compressor (about a sixth) and to system calls; the apiserver "+
-			"and kwok need as much again, on the same two cores. Tried: a TLS session cache so later tunnels resume "+
-			"instead of a full handshake — it works for SPDY tunnels, but client-go's WebSocket dialer (the default "+
-			"transport) builds its TLS configuration privately per tunnel, so it cannot share one; doing that would mean "+
-			"writing our own WebSocket upgrade. Opening tunnels ahead of the first connection would move, not remove, "+
-			"the cost and would hold a tunnel per pod whether used or not.")
+		notes = append(notes, "**Startup time.** "+by("s until every Service answers", "s")+"The names-written rows "+
+			"of the same run show when every listener was open and every name in the hosts file; the rest is the "+
+			"first connection to each Service, which needs a tunnel to its pod (a TLS connection to the apiserver, "+
+			"an upgrade, and the apiserver's own connection to the node)."+profiles)
 	}
 	if missed["RSS MB once settled"] {
-		notes = append(notes, "**Memory once settled.** "+by("RSS MB once settled", "MB", 80)+"Most of kubefwd's resident memory is the executable itself "+
-			"(file-backed pages of client-go, the API types and the runtime, shared with the page cache; the "+
-			"anonymous row is the rest). What grows with the number of Services is one listener and its "+
-			"accept goroutine per Service and the two informers' objects; managed fields and annotations are dropped "+
-			"before they are cached (3,000 Services: 117 → 111 MB).")
-	}
-	for _, r := range results {
-		if strings.HasPrefix(r.Metric, "peak RSS") {
-			notes = append(notes, "**Peak memory with every Service connected.** Each open tunnel is a SPDY connection, and "+
-				"SPDY compresses headers with zlib at its best level, which the protocol requires: about 0.8 MB per tunnel "+
-				"while it is open. Tunnels close after two minutes without traffic, so this is the price of having just "+
-				"used every Service at once; kubectl pays the same per port-forward, plus a process each.")
-			break
-		}
+		notes = append(notes, "**Memory once settled.** "+by("RSS MB once settled", "MB")+"The anonymous row of the "+
+			"same run is what is not the executable's own (file-backed, shared) pages."+profiles)
 	}
 	return notes
 }

@@ -62,3 +62,57 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="coord
 		t.Errorf("counts %+v", r)
 	}
 }
+
+// The notes say "does not separate" only when the per-pair ratios fall on
+// both sides of parity, carry only this run's numbers, and point at this
+// run's profiles when there are any.
+func TestExplain(t *testing.T) {
+	missed := func(ratios ...float64) Result {
+		r := Result{Scenario: "1 throughput", Metric: "MB/s", Goal: "≥ 1.0× kubectl", Ratios: ratios, Ratio: median(ratios)}
+		r.Pass = judged(false)
+		return r
+	}
+	tests := []struct {
+		name     string
+		env      Environment
+		r        Result
+		want     []string
+		wantNone []string
+	}{
+		{"spread includes parity", Environment{}, missed(0.9, 0.97, 1.05),
+			[]string{"from 0.90× to 1.05×", "does not separate the two tools"}, []string{"profiles"}},
+		{"every pair short", Environment{}, missed(0.8, 0.85, 0.9),
+			[]string{"from 0.80× to 0.90×", "every pair fell short"}, []string{"does not separate"}},
+		{"profiles of this run", Environment{Profiles: "/tmp/prof"}, missed(0.8, 0.9),
+			[]string{"`/tmp/prof`"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			notes := strings.Join(explain(tt.env, []Result{tt.r}), "\n")
+			for _, w := range tt.want {
+				if !strings.Contains(notes, w) {
+					t.Errorf("notes lack %q:\n%s", w, notes)
+				}
+			}
+			for _, w := range tt.wantNone {
+				if strings.Contains(notes, w) {
+					t.Errorf("notes say %q:\n%s", w, notes)
+				}
+			}
+		})
+	}
+	// No fixed figures: the text for every missed goal, rendered from a
+	// results file with none of these numbers, holds no number but the
+	// run's own.
+	all := []Result{missed(0.8, 0.9),
+		{Scenario: "1 throughput ceiling", Metric: "kubefwd / direct stream", Kubefwd: []float64{0.7}, Goal: "≥ 0.9", Pass: judged(false)},
+		{Scenario: "5 startup, 20 Services", Metric: "s until every Service answers", Kubefwd: []float64{4}, Goal: "≤ 3 s", Pass: judged(false)},
+		{Scenario: "5 startup, 20 Services", Metric: "RSS MB once settled", Kubefwd: []float64{90}, Goal: "≤ 80 MB", Pass: judged(false)},
+	}
+	notes := strings.Join(explain(Environment{}, all), "\n")
+	for _, fixed := range []string{"quarter", "0.9;", "64 MiB", "117", "0.8 MB", "sixth", "kubectl pays"} {
+		if strings.Contains(notes, fixed) {
+			t.Errorf("notes carry the fixed figure %q:\n%s", fixed, notes)
+		}
+	}
+}

@@ -443,18 +443,20 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold bool
 		d := after.minus(before)
 		reqs.Kubefwd = append(reqs.Kubefwd, float64(d.total()))
 		if run == 0 {
-			reqs.Note = fmt.Sprintf("counted by the apiserver (apiserver_request_total, all clients, so the cluster's own controllers add a few) from kubefwd's start to its stop, for the resources it reads: %s. Tunnels (pods/portforward) are one per pod by nature and not API reads", d)
-			// Per Service would be hundreds; a list and a watch of two
-			// resources per namespace is what O(namespaces) means.
-			reqs.Pass = judged(d.total() <= 4*spec.Namespaces+8)
+			reqs.Note = fmt.Sprintf("counted by the apiserver (apiserver_request_total, all clients, so the cluster's own controllers add a few) from kubefwd's start to its stop, for the resources it reads (first run: %s). Tunnels (pods/portforward) are one per pod by nature and not API reads", d)
 		}
+		// Per Service would be hundreds; a list and a watch of two
+		// resources per namespace is what O(namespaces) means. Every run
+		// is judged, not the first alone.
+		ok := d.total() <= 4*spec.Namespaces+8
+		reqs.Pass = judged(ok && (reqs.Pass == nil || *reqs.Pass))
 	}
 	if cold {
 		settled.Pass = judged(settled.KubefwdMedian() <= 80)
 		return []Result{coldRes, settled, anon}, nil
 	}
 	secs.Pass = judged(secs.KubefwdMedian() <= 3)
-	peak.Note = "each tunnel is a SPDY connection whose header compressor (zlib at best compression, required by the protocol) holds about 0.8 MB while it is open; tunnels close after 2 minutes idle. kubectl pays the same per port-forward, plus a process"
+	peak.Note = "every Service was just connected, so a tunnel per pod is open, each a SPDY or WebSocket connection with its own buffers and header compressor; tunnels close after 2 minutes idle"
 	secs.Note = "the rest after the names are written is opening a tunnel (TCP, TLS and an upgrade through the apiserver to the node) to each of the Services' pods on their first connection, 32 at a time; on two cores the apiserver and kwok share the CPU with kubefwd"
 	return []Result{named, secs, peak, reqs}, nil
 }
