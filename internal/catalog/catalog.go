@@ -295,23 +295,43 @@ func (c *Catalog) Namespaces() []NamespaceState {
 	return out
 }
 
-// Shutdown waits for the informers to stop (after ctx of Start ended).
-func (c *Catalog) Shutdown() {
+// Shutdown stops the informers and waits for them to end, at most until ctx
+// does; it reports whether they all ended. The bound is needed because
+// client-go's streaming list (the reflector's watchList) sleeps through its
+// retry backoff without watching for stop: after the apiserver has been
+// away for a while, that is tens of seconds, and waiting for it would hold
+// kubefwd's exit hostage. Such a goroutine ends by itself when its sleep
+// does, and its events go nowhere.
+func (c *Catalog) Shutdown(ctx context.Context) bool {
 	c.mu.Lock()
 	current := make([]*watch, 0, len(c.watches))
 	for _, w := range c.watches {
 		current = append(current, w)
 	}
 	c.mu.Unlock()
+	var stopping sync.WaitGroup
 	for _, w := range current {
 		if w.cancel != nil {
 			w.cancel()
 		}
-		for _, f := range w.factories {
-			f.Shutdown()
-		}
+		stopping.Go(func() {
+			for _, f := range w.factories {
+				f.Shutdown()
+			}
+		})
 	}
-	c.retired.Wait()
+	done := make(chan struct{})
+	go func() {
+		stopping.Wait()
+		c.retired.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // lookup returns the watch that holds namespace's objects, if any.

@@ -27,6 +27,9 @@ import (
 	"github.com/kubefwd/kubefwd/internal/names"
 )
 
+// watchStopGrace is how long shutting down waits for the cluster watches.
+const watchStopGrace = 2 * time.Second
+
 // AddressAliases makes loopback addresses usable (macOS lo0 aliases).
 type AddressAliases interface {
 	Add(netip.Addr) error
@@ -243,9 +246,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	<-worker
 	cancel()
 	bg.Wait()
+	// The watches get a short while to end: see Catalog.Shutdown for why
+	// one may not, and then it ends on its own after kubefwd has moved on.
+	watchCtx, watchCancel := context.WithTimeout(context.WithoutCancel(ctx), watchStopGrace)
 	for _, cl := range e.clusters {
-		cl.catalog.Shutdown()
+		if !cl.catalog.Shutdown(watchCtx) {
+			e.log.Debug("a watch is still stopping; not waiting for it", "context", cl.target.Context)
+		}
 	}
+	watchCancel()
 	e.log.Debug("watches stopped", "after", time.Since(stopping))
 
 	// Stop accepting, then end the connections in flight.
