@@ -459,3 +459,110 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+// closedWithin reads until the helper closes r and reports how long that
+// took; what the helper said on the way out is returned too.
+func (r *raw) closedWithin(t *testing.T, limit time.Duration) (time.Duration, string) {
+	t.Helper()
+	start := time.Now()
+	_ = r.c.SetReadDeadline(start.Add(limit))
+	var said strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.r.Read(buf)
+		said.Write(buf[:n])
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the helper kept a silent connection open for %s", limit)
+			}
+			return time.Since(start), said.String()
+		}
+	}
+}
+
+// A connection that sends nothing is closed after HelloTimeout; a session
+// that falls silent after its hello, after IdleTimeout, and its hosts block
+// goes with it; one that pings stays. The defaults are TestServerDefaults'.
+func TestIdleTimeouts(t *testing.T) {
+	const hello, idle = 200 * time.Millisecond, 2 * time.Second
+	h := startServer(t, t.TempDir(), &Server{Allow: []int{os.Getuid()}, HelloTimeout: hello, IdleTimeout: idle})
+
+	silent := dialRaw(t, h.socket)
+	if took, said := silent.closedWithin(t, 10*time.Second); took < hello-50*time.Millisecond || took >= idle || said != "" {
+		t.Errorf("a silent connection was closed after %s saying %q; want after %s, without a word", took, said, hello)
+	}
+
+	// A session past its hello has the longer bound, pinging or not.
+	quiet := dialRaw(t, h.socket)
+	if resp := quiet.request(t, Request{Op: OpHello, Instance: "quiet"}); !resp.OK {
+		t.Fatal(resp.Error)
+	}
+	if resp := quiet.request(t, Request{Op: OpHosts, Entries: []Entry{{Addr: "127.1.30.1", Names: []string{"quiet"}}}}); !resp.OK {
+		t.Fatal(resp.Error)
+	}
+	talker := dialRaw(t, h.socket)
+	if resp := talker.request(t, Request{Op: OpHello, Instance: "talker"}); !resp.OK {
+		t.Fatal(resp.Error)
+	}
+	start := time.Now()
+	pings := make(chan error, 1)
+	go func() {
+		for time.Since(start) < 2*idle {
+			if _, ok := talker.send(t, `{"op":"ping"}`); !ok {
+				pings <- errors.New("the helper closed a session that pinged")
+				return
+			}
+			time.Sleep(idle / 5)
+		}
+		pings <- nil
+	}()
+	if took, _ := quiet.closedWithin(t, 10*time.Second); took < idle-100*time.Millisecond {
+		t.Errorf("a quiet session was closed after %s; its bound is %s", took, idle)
+	}
+	waitFor(t, "the quiet session's block to go", func() bool { return !strings.Contains(h.hosts(t), "quiet") })
+	if err := <-pings; err != nil {
+		t.Error(err)
+	}
+}
+
+// A zero Server gets the bounds the README promises: 10 s for the first
+// message, 1 min between messages, 16 connections per user and 256 in all.
+func TestServerDefaults(t *testing.T) {
+	var s Server
+	s.defaults()
+	if s.HelloTimeout != 10*time.Second || s.IdleTimeout != time.Minute || s.MaxPerUser != 16 || s.MaxClients != 256 {
+		t.Errorf("defaults: hello %s, idle %s, %d per user, %d in all", s.HelloTimeout, s.IdleTimeout, s.MaxPerUser, s.MaxClients)
+	}
+}
+
+// All allowed users together hold at most MaxClients connections: with the
+// default of 256 (and a per-user bound above it), the 257th is refused,
+// and a slot freed is a slot taken.
+func TestTotalConnectionLimit(t *testing.T) {
+	h := startServer(t, t.TempDir(), &Server{Allow: []int{os.Getuid()}, MaxPerUser: 300})
+	var held []*raw
+	for i := range 256 {
+		r := dialRaw(t, h.socket)
+		if resp := r.request(t, Request{Op: OpInfo}); !resp.OK {
+			t.Fatalf("connection %d was refused: %s", i+1, resp.Error)
+		}
+		held = append(held, r)
+	}
+	extra := dialRaw(t, h.socket)
+	if resp, ok := extra.send(t, `{"op":"info"}`); ok && resp.OK {
+		t.Fatal("a 257th connection was served")
+	} else if !strings.Contains(resp.Error, "too many connections") {
+		t.Errorf("the 257th connection was told %q", resp.Error)
+	}
+	held[0].c.Close()
+	waitFor(t, "a slot to free", func() bool {
+		r, err := net.Dial("unix", h.socket)
+		if err != nil {
+			return false
+		}
+		defer r.Close()
+		raw := &raw{c: r.(*net.UnixConn), r: bufio.NewReader(r)}
+		resp, ok := raw.send(t, `{"op":"info"}`)
+		return ok && resp.OK
+	})
+}
