@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubefwd/kubefwd/test/hostiletest"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 // The test binary doubles as a writer in another process: as another user
@@ -356,7 +357,7 @@ func setFlags(t *testing.T, path string, flags int) {
 	}
 	defer f.Close()
 	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, flags); err != nil {
-		t.Skipf("the file system has no immutable flag: %v", err)
+		needs.Skip(t, "the file system has no immutable flag: %v", err)
 	}
 }
 

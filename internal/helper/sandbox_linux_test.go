@@ -48,7 +48,7 @@ done
 func TestHostileHostsReplacedUnderSandbox(t *testing.T) {
 	needs.Root(t, "for mount namespaces")
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare (util-linux)")
+		needs.Skip(t, "needs unshare (util-linux)")
 	}
 	dir := t.TempDir()
 	etc := filepath.Join(dir, "etc")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kubefwd/kubefwd/internal/hosts"
+	"github.com/kubefwd/kubefwd/test/needs"
 )
 
 const userLines = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n10.1.2.3 mine # the user's own\n"
@@ -318,7 +319,7 @@ func hostsReq(addr string, names ...string) Request {
 func TestUserNotAllowed(t *testing.T) {
 	h := startHelper(t, 65534) // only nobody; this test's user is someone else
 	if os.Getuid() == 65534 {
-		t.Skip("running as nobody")
+		needs.Skip(t, "runs as nobody, the only allowed user here")
 	}
 	info, err := Info(t.Context(), h.socket)
 	if err != nil || info.Allowed || info.UID != os.Getuid() {
