@@ -192,10 +192,16 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 			}
 			fmt.Fprintf(logw, "bench: %s failed: %v\n", s.name, err)
 			failed = append(failed, s.name)
-			results = append(results, Result{Scenario: s.name, Metric: "could not run", Goal: "runs", Pass: judged(false), Note: strings.ReplaceAll(err.Error(), "\n", " ")})
+			failure := newResult(s.name, "could not run", goal{"runs", func(Result) bool { return false }})
+			failure.Note = strings.ReplaceAll(err.Error(), "\n", " ")
+			failure.finish()
+			results = append(results, failure)
 			continue
 		}
 		fmt.Fprintf(logw, "bench: %s done in %s\n", s.name, time.Since(t0).Round(time.Second))
+		for i := range r {
+			r[i].finish()
+		}
 		results = append(results, r...)
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
@@ -98,16 +100,31 @@ func (b *bench) startKubefwd(tag string, extra ...string) (*forwarder, string, e
 // kubefwdWeb runs kubefwd on the demo namespace and returns it with web's
 // address, once web answers through it.
 func (b *bench) kubefwdWeb(ctx context.Context, tag string) (*forwarder, string, error) {
+	kf, addrs, err := b.kubefwdDemo(ctx, tag, "web")
+	if err != nil {
+		return nil, "", err
+	}
+	return kf, addrs[0], nil
+}
+
+// kubefwdDemo runs kubefwd on the demo namespace and returns it with the
+// addresses (port 8080: web's 80 is mapped there) of names, once each
+// answers through it.
+func (b *bench) kubefwdDemo(ctx context.Context, tag string, names ...string) (*forwarder, []string, error) {
 	kf, hostsPath, err := b.startKubefwd(tag, "-n", "demo")
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	addr, err := waitName(ctx, hostsPath, "web", 8080, 60*time.Second)
-	if err != nil {
-		kf.stop()
-		return nil, "", err
+	var addrs []string
+	for _, name := range names {
+		addr, err := waitName(ctx, hostsPath, name, 8080, 60*time.Second)
+		if err != nil {
+			kf.stop()
+			return nil, nil, err
+		}
+		addrs = append(addrs, addr)
 	}
-	return kf, addr, nil
+	return kf, addrs, nil
 }
 
 var forwardingFrom = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) ->`)
@@ -245,4 +262,24 @@ func memKiB(pid int, field string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s", field)
+}
+
+// retried is how many connections the kubefwd of tag retried on another
+// endpoint so far, by its own status.
+func (b *bench) retried(ctx context.Context, tag string) (int64, error) {
+	out, err := exec.CommandContext(ctx, b.kubefwd, "status", "--json", "--instance", "bench-"+tag).Output()
+	if err != nil {
+		return 0, fmt.Errorf("kubefwd status: %w", err)
+	}
+	var st engine.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		return 0, fmt.Errorf("kubefwd status: %w", err)
+	}
+	var n int64
+	for _, f := range st.Forwards {
+		for _, p := range f.Ports {
+			n += p.Retried
+		}
+	}
+	return n, nil
 }

@@ -22,6 +22,60 @@ type Result struct {
 	Goal string `json:"goal"`
 	Pass *bool  `json:"pass,omitempty"` // nil: reported, not judged
 	Note string `json:"note,omitempty"`
+
+	target goal // what Goal says, as a check; see newResult
+}
+
+// goal is a row's target, stated once: the table's text and the check that
+// judges the row's own numbers come from the same value.
+type goal struct {
+	text  string
+	check func(Result) bool // nil: reported, not judged
+}
+
+var reported = goal{text: "reported"}
+
+// ratioAtLeast and ratioAtMost judge the median per-pair ratio to kubectl.
+func ratioAtLeast(x float64) goal {
+	return goal{fmt.Sprintf("≥ %.1f× kubectl", x), func(r Result) bool { return len(r.Ratios) > 0 && r.Ratio >= x }}
+}
+
+func ratioAtMost(x float64) goal {
+	return goal{fmt.Sprintf("≤ %.1f× kubectl", x), func(r Result) bool { return len(r.Ratios) > 0 && r.Ratio <= x }}
+}
+
+// medianAtLeast and medianAtMost judge the median of kubefwd's runs.
+func medianAtLeast(x float64, unit string) goal {
+	return goal{strings.TrimSpace(fmt.Sprintf("≥ %g %s", x, unit)), func(r Result) bool { return len(r.Kubefwd) > 0 && r.KubefwdMedian() >= x }}
+}
+
+func medianAtMost(x float64, unit string) goal {
+	return goal{strings.TrimSpace(fmt.Sprintf("≤ %g %s", x, unit)), func(r Result) bool { return len(r.Kubefwd) > 0 && r.KubefwdMedian() <= x }}
+}
+
+// everyRun judges each of kubefwd's runs: one miss misses the goal.
+func everyRun(text string, ok func(float64) bool) goal {
+	return goal{text, func(r Result) bool {
+		for _, v := range r.Kubefwd {
+			if !ok(v) {
+				return false
+			}
+		}
+		return len(r.Kubefwd) > 0
+	}}
+}
+
+// newResult starts a row with its goal.
+func newResult(scenario, metric string, g goal) Result {
+	return Result{Scenario: scenario, Metric: metric, Goal: g.text, target: g}
+}
+
+// finish judges the row by its goal (rows compared with kubectl call pair
+// first; counts such as failed requests have no meaningful ratio).
+func (r *Result) finish() {
+	if r.target.check != nil {
+		r.Pass = judged(r.target.check(*r))
+	}
 }
 
 // KubefwdMedian and KubectlMedian summarise the runs.
@@ -36,7 +90,10 @@ func (r *Result) pair() {
 			r.Ratios = append(r.Ratios, r.Kubefwd[i]/r.Kubectl[i])
 		}
 	}
-	r.Ratio = median(r.Ratios)
+	r.Ratio = 0 // JSON has no NaN: no ratio is none at all
+	if len(r.Ratios) > 0 {
+		r.Ratio = median(r.Ratios)
+	}
 }
 
 func median(xs []float64) float64 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -31,6 +32,13 @@ func TestPairRatios(t *testing.T) {
 	r.pair()
 	if len(r.Ratios) != 3 || r.Ratio != 2 {
 		t.Errorf("ratios %v, median %v", r.Ratios, r.Ratio)
+	}
+	// kubectl's 0 (its listener was gone) gives no ratio, and the results
+	// file can still be written.
+	none := Result{Kubefwd: []float64{1}, Kubectl: []float64{0}}
+	none.pair()
+	if _, err := json.Marshal(none); err != nil || len(none.Ratios) != 0 {
+		t.Errorf("ratios %v: %v", none.Ratios, err)
 	}
 }
 
@@ -114,5 +122,45 @@ func TestExplain(t *testing.T) {
 		if strings.Contains(notes, fixed) {
 			t.Errorf("notes carry the fixed figure %q:\n%s", fixed, notes)
 		}
+	}
+}
+
+// Each row is judged by its own goal on its own numbers, and the goal's
+// text in the table is the one the check uses.
+func TestGoals(t *testing.T) {
+	zero := func(v float64) bool { return v == 0 }
+	for _, tc := range []struct {
+		name             string
+		g                goal
+		kubefwd, kubectl []float64
+		text             string
+		pass             *bool
+	}{
+		{"ratio met", ratioAtLeast(1), []float64{250, 90}, []float64{200, 100}, "≥ 1.0× kubectl", judged(true)}, // ratios 1.25, 0.9: median 1.075
+		{"ratio missed", ratioAtLeast(1), []float64{90, 95}, []float64{100, 100}, "≥ 1.0× kubectl", judged(false)},
+		{"ratio at most", ratioAtMost(1), []float64{1.2}, []float64{1}, "≤ 1.0× kubectl", judged(false)},
+		{"no kubectl runs, no ratio", ratioAtLeast(1), []float64{250}, nil, "≥ 1.0× kubectl", judged(false)},
+		{"median at most", medianAtMost(3, "s"), []float64{2, 4, 2.5}, nil, "≤ 3 s", judged(true)},
+		{"median at least, no unit", medianAtLeast(0.9, ""), []float64{0.85}, nil, "≥ 0.9", judged(false)},
+		{"every run, one miss", everyRun("kubefwd 0", zero), []float64{0, 1, 0}, nil, "kubefwd 0", judged(false)},
+		{"every run, all met", everyRun("kubefwd 0", zero), []float64{0, 0}, nil, "kubefwd 0", judged(true)},
+		{"every run, no run", everyRun("kubefwd 0", zero), nil, nil, "kubefwd 0", judged(false)},
+		{"reported", reported, []float64{7}, []float64{8}, "reported", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newResult("s", "m", tc.g)
+			r.Kubefwd, r.Kubectl = tc.kubefwd, tc.kubectl
+			r.pair()
+			r.finish()
+			if r.Goal != tc.text {
+				t.Errorf("goal text %q, want %q", r.Goal, tc.text)
+			}
+			switch {
+			case tc.pass == nil && r.Pass != nil:
+				t.Errorf("a reported row was judged %v", *r.Pass)
+			case tc.pass != nil && (r.Pass == nil || *r.Pass != *tc.pass):
+				t.Errorf("judged %v, want %v (ratios %v)", r.Pass, *tc.pass, r.Ratios)
+			}
+		})
 	}
 }
