@@ -1,0 +1,129 @@
+package forward
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	streamhttp "k8s.io/streaming/pkg/httpstream"
+)
+
+// fakeConn is a connection whose streams carry nothing: enough for the
+// pool's bookkeeping, which is what these tests are about. The real
+// connections are tested against the devcluster in pool_test.go.
+type fakeConn struct {
+	mu      sync.Mutex
+	closed  chan bool
+	isClose bool
+}
+
+func newFakeConn() *fakeConn { return &fakeConn{closed: make(chan bool)} }
+
+func (c *fakeConn) CreateStream(h http.Header) (streamhttp.Stream, error) {
+	return &fakeStream{h: h, reset: make(chan struct{})}, nil
+}
+
+func (c *fakeConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.isClose {
+		c.isClose = true
+		close(c.closed)
+	}
+	return nil
+}
+
+func (c *fakeConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.isClose
+}
+
+func (c *fakeConn) CloseChan() <-chan bool             { return c.closed }
+func (c *fakeConn) SetIdleTimeout(time.Duration)       {}
+func (c *fakeConn) RemoveStreams(...streamhttp.Stream) {}
+
+type fakeStream struct {
+	h     http.Header
+	once  sync.Once
+	reset chan struct{}
+}
+
+func (s *fakeStream) Read([]byte) (int, error)    { <-s.reset; return 0, io.EOF }
+func (s *fakeStream) Write(p []byte) (int, error) { return len(p), nil }
+func (s *fakeStream) Close() error                { return nil }
+func (s *fakeStream) Reset() error                { s.once.Do(func() { close(s.reset) }); return nil }
+func (s *fakeStream) Headers() http.Header        { return s.h }
+func (s *fakeStream) Identifier() uint32          { return 0 }
+
+type dialFunc func(ctx context.Context, pod Pod) (*Tunnel, error)
+
+func (f dialFunc) Dial(ctx context.Context, pod Pod) (*Tunnel, error) { return f(ctx, pod) }
+
+// With the default idle timeout, a tunnel without streams is closed two
+// minutes after its last stream ended, not before; one carrying a stream
+// is never closed for being idle.
+func TestPoolDefaultIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conns := map[string]*fakeConn{}
+		p := NewPool(dialFunc(func(_ context.Context, pod Pod) (*Tunnel, error) {
+			c := newFakeConn()
+			conns[pod.Name] = c
+			return newTunnel(pod, c, "fake"), nil
+		}), 0)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+
+		idle, err := p.Get(ctx, Pod{Namespace: "ns", Name: "idle"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy, err := p.Get(ctx, Pod{Namespace: "ns", Name: "busy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := busy.Open(ctx, 80)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		time.Sleep(DefaultIdleTimeout - time.Second)
+		synctest.Wait()
+		if conns["idle"].isClosed() {
+			t.Fatalf("an idle tunnel was closed before %s", DefaultIdleTimeout)
+		}
+		time.Sleep(DefaultIdleTimeout/4 + time.Second) // the reaper's next look
+		synctest.Wait()
+		if !conns["idle"].isClosed() {
+			t.Errorf("a tunnel idle for %s was not closed", DefaultIdleTimeout+DefaultIdleTimeout/4)
+		}
+		select {
+		case <-idle.Done():
+		default:
+			t.Error("the closed tunnel does not say it is done")
+		}
+		if conns["busy"].isClosed() {
+			t.Error("a tunnel carrying a stream was closed for being idle")
+		}
+
+		// Once its stream ends, the busy one has its own two minutes.
+		s.Close()
+		time.Sleep(DefaultIdleTimeout - time.Second)
+		synctest.Wait()
+		if conns["busy"].isClosed() {
+			t.Fatalf("a tunnel was closed less than %s after its last stream ended", DefaultIdleTimeout)
+		}
+		time.Sleep(DefaultIdleTimeout/4 + time.Second)
+		synctest.Wait()
+		if !conns["busy"].isClosed() {
+			t.Error("a tunnel idle since its stream ended was not closed")
+		}
+		cancel()
+		<-done
+	})
+}
