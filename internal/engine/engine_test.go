@@ -954,7 +954,7 @@ func TestFailoverFromDeadBackendBehindReadyEndpoint(t *testing.T) {
 	before := retried()
 	deadline := time.Now().Add(30 * time.Second)
 	failed, answered := 0, map[string]int{}
-	for n := 0; retried() < before+3 && time.Now().Before(deadline); n++ {
+	for n := 0; retried() < before+2 && time.Now().Before(deadline); n++ {
 		body, err := f.get(t, "web", 80)
 		if err != nil || !strings.HasPrefix(body, "pod=deadbackend/web-") {
 			failed++
@@ -963,16 +963,22 @@ func TestFailoverFromDeadBackendBehindReadyEndpoint(t *testing.T) {
 		}
 		answered[strings.Fields(body)[0]]++
 	}
-	if got := retried(); got < before+3 {
+	if got := retried(); got < before+2 {
 		t.Fatalf("status counted %d retries (before: %d); the dead backend was never picked, or its failures were not retried", got, before)
 	}
-	// Once retries happen, every connection is carried by the live pod.
+	// Once retries happen, every connection is carried by the live pod, and
+	// the dead one is tried once per cool-off, not by every connection.
+	before = retried()
+	start := time.Now()
 	for range 20 {
 		body, err := f.get(t, "web", 80)
 		if err != nil || !strings.HasPrefix(body, "pod=deadbackend/"+pods[1]) {
 			failed++
 			t.Errorf("after the backend died: %q, %v", body, err)
 		}
+	}
+	if got, most := retried()-before, 1+int64(time.Since(start)/forward.FailCoolOff); got > most {
+		t.Errorf("20 connections in %s paid %d retries; the dead endpoint should be tried at most once per %s (%d)", time.Since(start).Round(time.Millisecond), got, forward.FailCoolOff, most)
 	}
 	if failed > 0 {
 		t.Errorf("%d connections failed while a ready pod existed (answers: %v)", failed, answered)

@@ -27,6 +27,9 @@ type Picker interface {
 	// Pick returns a ready endpoint, preferring ones not in tried. When none
 	// is ready it waits until one is or ctx ends.
 	Pick(ctx context.Context, tried []Endpoint) (Endpoint, error)
+	// Failed reports that a stream to ep failed before the pod answered,
+	// so that the next connections try the others first for a while.
+	Failed(ep Endpoint)
 }
 
 // Counters accumulate traffic; safe for concurrent use.
@@ -148,6 +151,7 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 		s, err := p.open(ctx, ep)
 		if err != nil {
 			c.StreamErrors.Add(1)
+			picker.Failed(ep)
 			lastErr = err
 			continue
 		}
@@ -158,6 +162,7 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 		if !retry {
 			var remote *RemoteError
 			if !r.wasAnswered() && errors.As(err, &remote) {
+				picker.Failed(ep)
 				return false, err // refused, and too much was sent to replay
 			}
 			// Carried, or the pod closed without a word: that is its answer.
@@ -166,6 +171,7 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 			}
 			return true, nil
 		}
+		picker.Failed(ep)
 		lastErr = err
 		p.log.Debug("stream failed before the first byte; trying another endpoint", "forward", name, "endpoint", ep.String(), "err", err)
 	}
