@@ -129,10 +129,7 @@ func TestTiltIntegration(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "kubefwd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kubefwd/kubefwd/cmd/kubefwd").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildKubefwd(t, dir)
 	here, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -230,10 +227,7 @@ func TestTiltIntegration(t *testing.T) {
 // its parent is gone and exits.
 func TestFollowerExitsWithTilt(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "kubefwd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kubefwd/kubefwd/cmd/kubefwd").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildKubefwd(t, dir)
 	here, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -301,4 +295,14 @@ func runKubefwd(t *testing.T, env []string, bin string, args ...string) string {
 		t.Fatalf("kubefwd %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// buildKubefwd builds kubefwd into dir and returns the binary's path.
+func buildKubefwd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "kubefwd")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kubefwd/kubefwd/cmd/kubefwd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

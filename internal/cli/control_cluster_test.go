@@ -644,13 +644,8 @@ func TestNamespacesChangeUnderAllNamespaces(t *testing.T) {
 	if err == nil || !strings.Contains(out, "forwards all namespaces (-A)") {
 		t.Errorf("namespaces add under -A: %v\n%s", err, out)
 	}
-	// The same as the API answers it: the socket is where root's instance
-	// puts it with this environment (no XDG_RUNTIME_DIR, TMPDIR=base).
-	dir := filepath.Join(base, "kubefwd-0")
-	if info, err := os.Stat("/run/user/0"); err == nil && info.IsDir() {
-		dir = "/run/user/0/kubefwd"
-	}
-	sock := filepath.Join(dir, "everything.sock")
+	// The same as the API answers it.
+	sock := filepath.Join(rootSocketDir(base), "everything.sock")
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -678,10 +673,7 @@ func TestEventsDropSlowReader(t *testing.T) {
 	}
 	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo2", "--instance", "slow")
 	clustertest.WaitAnswers(t, hostsPath, "web", "demo2", in.stderr)
-	dir := filepath.Join(base, "kubefwd-0") // as in TestNamespacesChangeUnderAllNamespaces
-	if info, err := os.Stat("/run/user/0"); err == nil && info.IsDir() {
-		dir = "/run/user/0/kubefwd"
-	}
+	dir := rootSocketDir(base)
 	sock := filepath.Join(dir, "slow.sock")
 
 	// Subscribe, then read nothing.
@@ -731,4 +723,13 @@ func TestEventsDropSlowReader(t *testing.T) {
 	if last.Type != "dropped" || n >= 3000 {
 		t.Errorf("a stalled reader got %d events, the last %+v; want fewer than were sent, ending with a dropped line", n, last)
 	}
+}
+
+// rootSocketDir is where an instance run as root in controlEnv's
+// environment (no XDG_RUNTIME_DIR, TMPDIR=base) puts its control socket.
+func rootSocketDir(base string) string {
+	if info, err := os.Stat("/run/user/0"); err == nil && info.IsDir() {
+		return "/run/user/0/kubefwd"
+	}
+	return filepath.Join(base, "kubefwd-0")
 }
