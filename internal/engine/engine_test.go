@@ -275,7 +275,10 @@ func app(t *testing.T, c *cluster.Cluster, ns, name string, n int32) {
 }
 
 // Deleting the pod that served a connection changes nothing for clients:
-// the address stays, and every connection made meanwhile succeeds.
+// the address stays, and every connection made meanwhile succeeds. The pod
+// terminates as a well-behaved one does (the harness's backends drain: no
+// new connections, every accepted one answered); one that drops requests it
+// accepted loses them whoever forwards to it.
 func TestPodDeletionLosesNoConnection(t *testing.T) {
 	c := clustertest.Shared(t)
 	app(t, c, "churn", "web", 2)

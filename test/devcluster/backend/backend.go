@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -68,6 +69,9 @@ type Server struct {
 	ln   net.Listener
 	http *http.Server
 	done chan struct{}
+
+	mu    sync.Mutex
+	conns map[net.Conn]http.ConnState // open connections; guarded by mu
 }
 
 // Start listens on 127.0.0.1 (a kernel-chosen port) and serves Handler.
@@ -82,9 +86,11 @@ func Start(namespace, pod string, port int32) (*Server, error) {
 		// An idle timeout, as real servers have: kwok does not pass a
 		// client's half-close on, so an idle keep-alive connection would
 		// otherwise stay open forever.
-		http: &http.Server{Handler: Handler(namespace, pod, port), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second},
-		done: make(chan struct{}),
+		http:  &http.Server{Handler: Handler(namespace, pod, port), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second},
+		done:  make(chan struct{}),
+		conns: map[net.Conn]http.ConnState{},
 	}
+	s.http.ConnState = s.track
 	go func() {
 		defer close(s.done)
 		// Serve returns ErrServerClosed after Close/Shutdown, or the
@@ -107,9 +113,49 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Shutdown stops accepting and waits for requests in flight, up to ctx.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
+func (s *Server) track(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(s.conns, c)
+		return
+	}
+	s.conns[c] = st
+}
+
+// busy reports whether a connection is being served or may still bring a
+// request (accepted, nothing read yet).
+func (s *Server) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.conns {
+		if st == http.StateNew || st == http.StateActive {
+			return true
+		}
+	}
+	return false
+}
+
+// Drain stops the server the way a well-behaved container does on SIGTERM:
+// it accepts nothing new, answers every request on a connection it had
+// already accepted (also one whose bytes are still on their way), closes
+// each connection after its answer, and closes what is left when ctx ends.
+// http.Server.Shutdown is not that: a request read after it began is
+// dropped without an answer, and a pod that drops requests it accepted is
+// a broken pod no forwarder can hide.
+func (s *Server) Drain(ctx context.Context) error {
+	s.http.SetKeepAlivesEnabled(false) // also closes idle connections
+	s.ln.Close()
 	<-s.done
-	return err
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.busy() {
+		select {
+		case <-ctx.Done():
+			s.http.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return s.http.Close()
 }

@@ -1,12 +1,16 @@
 package backend
 
 import (
+	"bufio"
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHandler(t *testing.T) {
@@ -75,5 +79,66 @@ func TestServerKeepAliveAndClose(t *testing.T) {
 	}
 	if _, err := client.Get(url); err == nil {
 		t.Fatal("server still answers after Close")
+	}
+}
+
+// Draining refuses new connections at once but answers a request that
+// arrives, after the drain began, on a connection accepted before it, then
+// closes that connection and returns.
+func TestDrainAnswersAcceptedConnections(t *testing.T) {
+	s, err := Start("ns", "pod", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(int(s.Port()))
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.busy() { // accepted, nothing sent yet
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was never accepted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		drained <- s.Drain(ctx)
+	}()
+	for { // the drain has begun once new connections are refused
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting after Drain")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: pod\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("a request on an accepted connection got no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "pod=ns/pod port=8080\n" || !resp.Close {
+		t.Errorf("answer %s %q (close %v); want 200, the pod's name, and the connection closing", resp.Status, body, resp.Close)
+	}
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Errorf("Drain: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Drain did not return once the accepted connection was answered")
 	}
 }

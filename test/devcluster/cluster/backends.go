@@ -282,15 +282,15 @@ func (b *backends) drop(key string, uid types.UID) {
 	delete(b.state, key)
 	b.notifyLocked()
 	b.mu.Unlock()
-	// Like a container given SIGTERM: stop accepting at once, let requests
-	// in flight finish (bounded), then close.
+	// Like a container given SIGTERM: stop accepting at once, answer what
+	// was accepted (bounded), then close.
 	b.draining.Add(1)
 	go func() {
 		defer b.draining.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		defer cancel()
 		for _, s := range pb.servers {
-			_ = s.Shutdown(ctx)
+			_ = s.Drain(ctx)
 		}
 		closeAll(pb.servers)
 	}()
