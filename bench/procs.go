@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
@@ -271,7 +271,7 @@ func (b *bench) retried(ctx context.Context, tag string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("kubefwd status: %w", err)
 	}
-	var st engine.Status
+	var st api.Status
 	if err := json.Unmarshal(out, &st); err != nil {
 		return 0, fmt.Errorf("kubefwd status: %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubefwd/kubefwd/internal/api"
 )
 
 const byServiceIndex = "kubefwd.service"
@@ -64,13 +66,7 @@ type watch struct {
 }
 
 // NamespaceState describes one watched namespace.
-type NamespaceState struct {
-	Namespace string `json:"namespace"` // "" when watching all
-	Synced    bool   `json:"synced"`
-	Services  int    `json:"services"`
-	Error     string `json:"error,omitempty"` // the last list/watch error
-	Forbidden bool   `json:"forbidden,omitempty"`
-}
+type NamespaceState = api.NamespaceState
 
 // New prepares a Catalog; onChange is called (from informer goroutines)
 // with the key of every Service whose desired forward may have changed.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/internal/tilt"
 )
@@ -92,8 +92,8 @@ func newEventsCommand(streams Streams) *cobra.Command {
 			}
 			enc := json.NewEncoder(streams.Out)
 			dropped := false
-			err = c.Events(cmd.Context(), func(ev engine.Event) bool {
-				dropped = ev.Type == "dropped"
+			err = c.Events(cmd.Context(), func(ev api.Event) bool {
+				dropped = ev.Type == api.EventDropped
 				if asJSON {
 					return enc.Encode(ev) == nil
 				}
@@ -111,7 +111,7 @@ func newEventsCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-func formatEvent(ev engine.Event) string {
+func formatEvent(ev api.Event) string {
 	var b strings.Builder
 	b.WriteString(ev.Time.Local().Format("15:04:05.000"))
 	b.WriteString("  ")
@@ -214,7 +214,7 @@ func listNamespaces(ctx context.Context, streams Streams, instance string, asJSO
 	return nil
 }
 
-func printNamespaces(streams Streams, list []engine.ContextNamespaces) {
+func printNamespaces(streams Streams, list []api.ContextNamespaces) {
 	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CONTEXT\tNAMESPACE\tSTATE\tSERVICES")
 	for _, c := range list {
@@ -283,7 +283,7 @@ parent (Tilt) goes away. The Tilt extension in integrations/tilt runs it.`,
 				}
 				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
-				_, err = c.ChangeNamespaces(actx, engine.NamespacesSet, namespaces)
+				_, err = c.ChangeNamespaces(actx, api.NamespacesSet, namespaces)
 				return err
 			}
 			f.Attach = func(ctx context.Context, up func()) error {
@@ -293,8 +293,8 @@ parent (Tilt) goes away. The Tilt extension in integrations/tilt runs it.`,
 				}
 				// The event stream lasts as long as the instance: its end
 				// is kubefwd stopping or restarting.
-				return c.Events(ctx, func(ev engine.Event) bool {
-					if ev.Type == "subscribed" {
+				return c.Events(ctx, func(ev api.Event) bool {
+					if ev.Type == api.EventSubscribed {
 						up()
 					}
 					return true

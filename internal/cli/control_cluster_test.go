@@ -25,8 +25,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/control"
-	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
@@ -150,13 +150,13 @@ func TestControlWithoutRoot(t *testing.T) {
 	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 
 	// status as nobody: every demo forward, with its state and traffic.
-	var st engine.Status
+	var st api.Status
 	err = cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
 		out, err := kubefwdAs(t, env, "nobody", "status", "--json")
 		if err != nil {
 			return false, fmt.Errorf("status as nobody: %v\n%s", err, out)
 		}
-		st = engine.Status{}
+		st = api.Status{}
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			return false, fmt.Errorf("status --json: %v\n%s", err, out)
 		}
@@ -171,8 +171,8 @@ func TestControlWithoutRoot(t *testing.T) {
 		t.Fatalf("%v; last status %+v", err, st)
 	}
 	want := map[string]string{
-		"web": engine.StateActive, "api": engine.StateActive, "db": engine.StateActive, "cache": engine.StateActive,
-		"dns": engine.StateActive, "legacy": engine.StateActive, "external": engine.StateNotForwarded,
+		"web": api.StateActive, "api": api.StateActive, "db": api.StateActive, "cache": api.StateActive,
+		"dns": api.StateActive, "legacy": api.StateActive, "external": api.StateNotForwarded,
 	}
 	got := map[string]string{}
 	for _, f := range st.Forwards {
@@ -252,7 +252,7 @@ func TestControlWithoutRoot(t *testing.T) {
 	active := 0.0
 	for _, m := range families["kubefwd_forwards"].GetMetric() {
 		for _, l := range m.GetLabel() {
-			if l.GetName() == "state" && l.GetValue() == engine.StateActive {
+			if l.GetName() == "state" && l.GetValue() == api.StateActive {
 				active = m.GetGauge().GetValue()
 			}
 		}
@@ -452,7 +452,7 @@ func tunnelStats(t *testing.T, env []string) (open, retiring int, dials int64) {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	var st engine.Status
+	var st api.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
@@ -572,18 +572,18 @@ func TestEventsShowPodDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); cmd.Wait() }()
-	events := make(chan engine.Event, 256)
+	events := make(chan api.Event, 256)
 	go func() {
 		defer close(events)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			var ev engine.Event
+			var ev api.Event
 			if json.Unmarshal(sc.Bytes(), &ev) == nil {
 				events <- ev
 			}
 		}
 	}()
-	next := func(what string, match func(engine.Event) bool) engine.Event {
+	next := func(what string, match func(api.Event) bool) api.Event {
 		t.Helper()
 		timeout := time.After(30 * time.Second)
 		for {
@@ -600,7 +600,7 @@ func TestEventsShowPodDeletion(t *testing.T) {
 			}
 		}
 	}
-	next("subscribed", func(ev engine.Event) bool { return ev.Type == "subscribed" })
+	next("subscribed", func(ev api.Event) bool { return ev.Type == api.EventSubscribed })
 
 	pods, err := c.Pods(t.Context(), "evts", "web")
 	if err != nil || len(pods) != 2 {
@@ -614,14 +614,14 @@ func TestEventsShowPodDeletion(t *testing.T) {
 	// victim away (under load the EndpointSlice carries both at once), so
 	// both events are awaited in whatever order they come.
 	var removed, added bool
-	next("endpoint-removed for "+victim+" and the replacement pod added", func(ev engine.Event) bool {
+	next("endpoint-removed for "+victim+" and the replacement pod added", func(ev api.Event) bool {
 		switch {
-		case ev.Type == engine.EventEndpointRemoved && ev.Pod == victim:
+		case ev.Type == api.EventEndpointRemoved && ev.Pod == victim:
 			if ev.Namespace != "evts" || ev.Service != "web" {
 				t.Errorf("event = %+v", ev)
 			}
 			removed = true
-		case ev.Type == engine.EventEndpointAdded && ev.Service == "web" && ev.Pod != victim && ev.Pod != pods[1].Name:
+		case ev.Type == api.EventEndpointAdded && ev.Service == "web" && ev.Pod != victim && ev.Pod != pods[1].Name:
 			added = true
 		}
 		return removed && added
@@ -709,7 +709,7 @@ func TestEventsDropSlowReader(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
-	var last engine.Event
+	var last api.Event
 	n := 0
 	for sc.Scan() {
 		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {

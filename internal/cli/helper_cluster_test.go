@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/helper"
 	"github.com/kubefwd/kubefwd/internal/hosts"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
@@ -167,20 +167,20 @@ func TestHelperAsNobody(t *testing.T) {
 
 	// Every Service is forwarded on its own port, below 1024 too, and the
 	// control API works for nobody.
-	var st engine.Status
+	var st api.Status
 	err = cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
 		out, err := kubefwdAs(t, s.env, "nobody", "status", "--json", "--instance", "hlp")
 		if err != nil {
 			t.Logf("status as nobody: %v: %s", err, out)
 			return false, nil
 		}
-		st = engine.Status{}
+		st = api.Status{}
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			return false, err
 		}
 		active := 0
 		for _, f := range st.Forwards {
-			if f.Pod == "" && f.State == engine.StateActive {
+			if f.Pod == "" && f.State == api.StateActive {
 				active++
 			}
 		}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/control"
-	"github.com/kubefwd/kubefwd/internal/engine"
 )
 
 func connect(instance string) (*control.Client, error) {
@@ -48,7 +48,7 @@ func newStatusCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-func printStatus(streams Streams, st engine.Status) {
+func printStatus(streams Streams, st api.Status) {
 	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SERVICE\tADDRESS\tPORTS\tSTATE\tENDPOINTS\tCONNS\tIN\tOUT")
 	for _, f := range st.Forwards {
@@ -73,7 +73,7 @@ func printStatus(streams Streams, st engine.Status) {
 			out += p.BytesOut
 		}
 		state := f.State
-		if f.Reason != "" && f.State != engine.StateActive {
+		if f.Reason != "" && f.State != api.StateActive {
 			state += ": " + f.Reason
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", name, orDash(f.Address), orDash(strings.Join(ports, ",")), state, eps, conns, bytes(in), bytes(out))

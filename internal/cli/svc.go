@@ -23,6 +23,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/control"
@@ -433,7 +434,7 @@ func (o *svcOptions) run(ctx context.Context) error {
 // followFile applies the namespaces file whenever it changes.
 func (o *svcOptions) followFile(ctx context.Context, eng *engine.Engine) error {
 	return namespaces.Follow(ctx, o.nsFile, o.user, func(refs []namespaces.Ref) {
-		if _, err := eng.ChangeNamespaces(engine.NamespacesSet, refs); err != nil {
+		if _, err := eng.ChangeNamespaces(api.NamespacesSet, refs); err != nil {
 			o.log.Error("cannot apply the namespaces file; keeping the previous namespaces", "file", o.nsFile, "err", err)
 		}
 	}, func(err error) {

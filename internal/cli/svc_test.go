@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubefwd/kubefwd/internal/engine"
-	"github.com/kubefwd/kubefwd/internal/hosts"
+	"github.com/kubefwd/kubefwd/internal/api"
 )
 
 // A kubeconfig whose only context points at a port where nothing listens.
@@ -130,12 +129,12 @@ func TestDefaultToSvc(t *testing.T) {
 // file did not get, each with why.
 func TestPrintStatusShowsSkips(t *testing.T) {
 	var out strings.Builder
-	st := engine.Status{
-		Forwards: []engine.ForwardStatus{{
-			Namespace: "demo", Service: "dns", Address: "127.1.2.3", State: engine.StateActive,
+	st := api.Status{
+		Forwards: []api.Forward{{
+			Namespace: "demo", Service: "dns", Address: "127.1.2.3", State: api.StateActive,
 			Skipped: []string{"dns-udp (53/UDP): UDP: port-forward carries TCP only"},
 		}},
-		HostsSkipped: []hosts.Skipped{{Name: "dns.localhost", Reason: "reserved"}},
+		HostsSkipped: []api.SkippedName{{Name: "dns.localhost", Reason: "reserved"}},
 	}
 	printStatus(Streams{Out: &out}, st)
 	for _, want := range []string{"port dns-udp (53/UDP): UDP", "names not written to the hosts file:", "dns.localhost: reserved"} {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubefwd/kubefwd/internal/engine"
+	"github.com/kubefwd/kubefwd/internal/api"
 )
 
 // ErrNoInstance means no kubefwd is running for this user.
@@ -123,8 +123,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 }
 
 // Status fetches the instance's status.
-func (c *Client) Status(ctx context.Context) (engine.Status, error) {
-	var st engine.Status
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var st api.Status
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
 	return st, err
 }
@@ -138,15 +138,15 @@ func (c *Client) Refresh(ctx context.Context, services ...string) ([]string, err
 }
 
 // Namespaces lists what the instance forwards.
-func (c *Client) Namespaces(ctx context.Context) ([]engine.ContextNamespaces, error) {
-	var out []engine.ContextNamespaces
+func (c *Client) Namespaces(ctx context.Context) ([]api.ContextNamespaces, error) {
+	var out []api.ContextNamespaces
 	err := c.do(ctx, http.MethodGet, "/v1/namespaces", nil, &out)
 	return out, err
 }
 
 // ChangeNamespaces sets, adds or removes namespaces (`ns` or `context/ns`).
-func (c *Client) ChangeNamespaces(ctx context.Context, op string, namespaces []string) (engine.NamespaceChange, error) {
-	var out engine.NamespaceChange
+func (c *Client) ChangeNamespaces(ctx context.Context, op string, namespaces []string) (api.NamespaceChange, error) {
+	var out api.NamespaceChange
 	err := c.do(ctx, http.MethodPost, "/v1/namespaces", NamespacesRequest{Op: op, Namespaces: namespaces}, &out)
 	return out, err
 }
@@ -159,7 +159,7 @@ func (c *Client) Stop(ctx context.Context) error {
 
 // Events calls fn with each event until ctx ends, the instance stops, or fn
 // returns false.
-func (c *Client) Events(ctx context.Context, fn func(engine.Event) bool) error {
+func (c *Client) Events(ctx context.Context, fn func(api.Event) bool) error {
 	stream := &http.Client{Transport: c.http.Transport} // no overall timeout: it follows for as long as asked
 	resp, err := c.send(ctx, stream, http.MethodGet, "/v1/events", nil)
 	if err != nil {
@@ -168,7 +168,7 @@ func (c *Client) Events(ctx context.Context, fn func(engine.Event) bool) error {
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var ev engine.Event
+		var ev api.Event
 		if err := dec.Decode(&ev); err != nil {
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
 				return nil

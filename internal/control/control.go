@@ -23,20 +23,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/asuser"
-	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/internal/peercred"
 )
 
 // Engine is what the API exposes.
 type Engine interface {
-	Status() engine.Status
+	Status() api.Status
 	Refresh()
 	RefreshServices(services []string) ([]string, error)
-	Namespaces() []engine.ContextNamespaces
-	ChangeNamespaces(op string, refs []namespaces.Ref) (engine.NamespaceChange, error)
-	Subscribe() *engine.Subscription
+	Namespaces() []api.ContextNamespaces
+	ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error)
+	Subscribe() api.Subscription
 }
 
 // Dir is the directory holding the sockets of uid's instances:
@@ -212,12 +212,12 @@ func (s *Server) namespaces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch req.Op {
-	case engine.NamespacesSet, engine.NamespacesAdd, engine.NamespacesRemove:
+	case api.NamespacesSet, api.NamespacesAdd, api.NamespacesRemove:
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("op %q: want set, add or remove", req.Op))
 		return
 	}
-	if req.Op != engine.NamespacesSet && len(req.Namespaces) == 0 {
+	if req.Op != api.NamespacesSet && len(req.Namespaces) == 0 {
 		writeError(w, http.StatusBadRequest, req.Op+": name at least one namespace")
 		return
 	}
@@ -229,7 +229,7 @@ func (s *Server) namespaces(w http.ResponseWriter, r *http.Request) {
 	change, err := s.Engine.ChangeNamespaces(req.Op, refs)
 	if err != nil {
 		code := http.StatusBadRequest
-		if errors.Is(err, engine.ErrAllNamespaces) {
+		if errors.Is(err, api.ErrAllNamespaces) {
 			code = http.StatusConflict
 		}
 		writeError(w, code, err.Error())
@@ -248,7 +248,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
-	send := func(ev engine.Event) bool {
+	send := func(ev api.Event) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if enc.Encode(ev) != nil || rc.Flush() != nil {
 			return false
@@ -256,17 +256,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		_ = rc.SetWriteDeadline(time.Time{}) // idle streams may wait for events forever
 		return true
 	}
-	if !send(engine.Event{Time: time.Now(), Type: "subscribed"}) {
+	if !send(api.Event{Time: time.Now(), Type: api.EventSubscribed}) {
 		return
 	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return
-		case ev, ok := <-sub.C:
+		case ev, ok := <-sub.Events():
 			if !ok {
 				if sub.Dropped() {
-					send(engine.Event{Time: time.Now(), Type: "dropped", Message: "this client fell too far behind; reconnect to follow again"})
+					send(api.Event{Time: time.Now(), Type: api.EventDropped, Message: "this client fell too far behind; reconnect to follow again"})
 				}
 				return
 			}

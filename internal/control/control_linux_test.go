@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/asuser"
-	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/test/hostiletest"
 	"github.com/kubefwd/kubefwd/test/needs"
@@ -49,15 +49,15 @@ func TestMain(m *testing.M) {
 // stubEngine stands in for the engine: the API is what is tested here.
 type stubEngine struct{ refreshed atomic.Int32 }
 
-func (s *stubEngine) Status() engine.Status {
-	return engine.Status{
+func (s *stubEngine) Status() api.Status {
+	return api.Status{
 		Contexts: []string{"dev"},
-		Forwards: []engine.ForwardStatus{
-			{Context: "dev", Namespace: "demo", Service: "web", State: engine.StateActive,
-				Ports: []engine.PortStatus{{Port: 80, Local: 80, Connections: 2, BytesIn: 1000, BytesOut: 200}}},
-			{Context: "dev", Namespace: "demo", Service: "external", State: engine.StateNotForwarded},
+		Forwards: []api.Forward{
+			{Context: "dev", Namespace: "demo", Service: "web", State: api.StateActive,
+				Ports: []api.Port{{Port: 80, Local: 80, Connections: 2, BytesIn: 1000, BytesOut: 200}}},
+			{Context: "dev", Namespace: "demo", Service: "external", State: api.StateNotForwarded},
 		},
-		Tunnels: []engine.TunnelStats{{Context: "dev", Open: 1, Dials: 3, DialFailures: 1}},
+		Tunnels: []api.TunnelStats{{Context: "dev", Open: 1, Dials: 3, DialFailures: 1}},
 	}
 }
 func (s *stubEngine) Refresh() { s.refreshed.Add(1) }
@@ -67,11 +67,11 @@ func (s *stubEngine) RefreshServices(services []string) ([]string, error) {
 	}
 	return services, nil
 }
-func (s *stubEngine) Namespaces() []engine.ContextNamespaces { return nil }
-func (s *stubEngine) ChangeNamespaces(op string, refs []namespaces.Ref) (engine.NamespaceChange, error) {
-	return engine.NamespaceChange{Added: refs}, nil
+func (s *stubEngine) Namespaces() []api.ContextNamespaces { return nil }
+func (s *stubEngine) ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error) {
+	return api.NamespaceChange{Added: refs}, nil
 }
-func (s *stubEngine) Subscribe() *engine.Subscription { return nil }
+func (s *stubEngine) Subscribe() api.Subscription { return nil }
 
 func serve(t *testing.T, dir string, uid int) (*stubEngine, func()) {
 	t.Helper()
@@ -239,7 +239,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("no %s%v in %v", name, labels, families[name])
 		return 0
 	}
-	if v := value("kubefwd_forwards", map[string]string{"state": engine.StateActive}); v != 1 {
+	if v := value("kubefwd_forwards", map[string]string{"state": api.StateActive}); v != 1 {
 		t.Errorf("active forwards = %v", v)
 	}
 	if v := value("kubefwd_bytes_total", map[string]string{"service": "web", "direction": "in"}); v != 1000 {

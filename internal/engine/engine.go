@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/internal/hosts"
@@ -104,7 +105,7 @@ type Engine struct {
 
 	started  time.Time
 	statusMu sync.Mutex
-	status   map[catalog.Key][]ForwardStatus // guarded by statusMu
+	status   map[catalog.Key][]forwardEntry // guarded by statusMu
 }
 
 type cluster struct {
@@ -170,7 +171,7 @@ func New(opts Options) (*Engine, error) {
 		hostsDirty:     make(chan struct{}, 1),
 		conns:          map[net.Conn]struct{}{},
 		started:        time.Now(),
-		status:         map[catalog.Key][]ForwardStatus{},
+		status:         map[catalog.Key][]forwardEntry{},
 		watchErrs:      map[string]string{},
 		watchFails:     map[string]int64{},
 	}
@@ -565,5 +566,5 @@ func (e *Engine) watchError(context, namespace string, err error) {
 		}
 		e.log.Warn("cannot watch Services and EndpointSlices; retrying", "context", context, "namespace", ns, "err", err)
 	}
-	e.events.emit(Event{Type: EventWatchError, Context: context, Namespace: namespace, Message: msg})
+	e.events.emit(api.Event{Type: api.EventWatchError, Context: context, Namespace: namespace, Message: msg})
 }

@@ -25,6 +25,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/utils/ptr"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/forward"
@@ -680,7 +681,7 @@ func TestStatus(t *testing.T) {
 	if _, err := f.get(t, "web", 80); err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]engine.ForwardStatus{}
+	byName := map[string]api.Forward{}
 	// Bytes are counted just after they are passed on: allow a moment.
 	_ = cluster.Poll(t.Context(), 5*time.Second, func(context.Context) (bool, error) {
 		for _, fs := range f.engine.Status().Forwards {
@@ -694,20 +695,20 @@ func TestStatus(t *testing.T) {
 		return len(web.Ports) == 1 && web.Ports[0].BytesIn > 0 && web.Ports[0].BytesOut > 0, nil
 	})
 	web := byName["web"]
-	if web.State != engine.StateActive || len(web.Ports) != 1 || len(web.Ports[0].Endpoints) != 2 ||
+	if web.State != api.StateActive || len(web.Ports) != 1 || len(web.Ports[0].Endpoints) != 2 ||
 		web.Ports[0].BytesIn == 0 || web.Ports[0].BytesOut == 0 {
 		t.Errorf("web = %+v", web)
 	}
 	if tun := f.engine.Status().Tunnels; len(tun) != 1 || tun[0].Dials < 1 || tun[0].DialFailures != 0 {
 		t.Errorf("tunnel stats = %+v", tun)
 	}
-	if ext := byName["external"]; ext.State != engine.StateNotForwarded || !strings.Contains(ext.Reason, "ExternalName") {
+	if ext := byName["external"]; ext.State != api.StateNotForwarded || !strings.Contains(ext.Reason, "ExternalName") {
 		t.Errorf("external = %+v", ext)
 	}
-	if dns := byName["dns"]; dns.State != engine.StateActive || len(dns.Skipped) != 1 || !strings.Contains(dns.Skipped[0], "UDP") {
+	if dns := byName["dns"]; dns.State != api.StateActive || len(dns.Skipped) != 1 || !strings.Contains(dns.Skipped[0], "UDP") {
 		t.Errorf("dns = %+v", dns)
 	}
-	if db1 := byName["db-1.db"]; db1.State != engine.StateActive || db1.Address == "" || len(db1.Ports[0].Endpoints) != 1 {
+	if db1 := byName["db-1.db"]; db1.State != api.StateActive || db1.Address == "" || len(db1.Ports[0].Endpoints) != 1 {
 		t.Errorf("db-1 = %+v", db1)
 	}
 }
@@ -730,7 +731,7 @@ func TestFailedConnectionReported(t *testing.T) {
 	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
 		for _, fs := range f.engine.Status().Forwards {
 			if fs.Service == "web" {
-				return fs.State == engine.StateWaiting, nil
+				return fs.State == api.StateWaiting, nil
 			}
 		}
 		return false, nil
@@ -741,7 +742,7 @@ func TestFailedConnectionReported(t *testing.T) {
 	if body, err := f.get(t, "web", 80); err == nil {
 		t.Fatalf("a connection with no pod to go to succeeded: %q", body)
 	}
-	var web engine.ForwardStatus
+	var web api.Forward
 	_ = cluster.Poll(t.Context(), 5*time.Second, func(context.Context) (bool, error) {
 		for _, fs := range f.engine.Status().Forwards {
 			if fs.Service == "web" {
@@ -757,11 +758,11 @@ func TestFailedConnectionReported(t *testing.T) {
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
-		case ev, ok := <-sub.C:
+		case ev, ok := <-sub.Events():
 			if !ok {
 				t.Fatal("subscription closed")
 			}
-			if ev.Type == engine.EventConnectionFailed && ev.Service == "web" && strings.Contains(ev.Message, "no ready endpoint") {
+			if ev.Type == api.EventConnectionFailed && ev.Service == "web" && strings.Contains(ev.Message, "no ready endpoint") {
 				return
 			}
 		case <-deadline:
@@ -879,7 +880,7 @@ func TestHostileNamesAndPortsSkippedOneByOne(t *testing.T) {
 			t.Errorf("manual.odd listens on %s", port)
 		}
 	}
-	var manual engine.ForwardStatus
+	var manual api.Forward
 	for _, fs := range st.Forwards {
 		if fs.Namespace == "odd" && fs.Service == "manual" {
 			manual = fs
@@ -894,7 +895,7 @@ func TestHostileNamesAndPortsSkippedOneByOne(t *testing.T) {
 			t.Errorf("manual's skipped ports do not say %q: %+v", want, manual)
 		}
 	}
-	if manual.State != engine.StateActive || len(manual.Ports) != 1 || manual.Ports[0].Local != 8080 || manual.Ports[0].Port != 80 {
+	if manual.State != api.StateActive || len(manual.Ports) != 1 || manual.Ports[0].Local != 8080 || manual.Ports[0].Port != 80 {
 		t.Errorf("manual = %+v", manual)
 	}
 }

@@ -3,42 +3,19 @@ package engine
 import (
 	"sync"
 	"time"
-)
 
-// Event types.
-const (
-	EventForward          = "forward"            // a forward appeared or changed state
-	EventForwardRemoved   = "forward-removed"    // its Service is gone or no longer watched
-	EventEndpointAdded    = "endpoint-added"     // a pod became ready for a forward
-	EventEndpointRemoved  = "endpoint-removed"   // a pod went away or is not ready
-	EventConnectionFailed = "connection-failed"  // a connection could not be carried
-	EventWatchError       = "watch-error"        // listing or watching the API failed
-	EventNamespaces       = "namespaces-changed" // the forwarded namespaces changed
-	EventRefresh          = "refresh"            // tunnels were dropped on request or after sleep
+	"github.com/kubefwd/kubefwd/internal/api"
 )
-
-// Event is one change, for tools following an instance.
-type Event struct {
-	Time      time.Time `json:"time"`
-	Type      string    `json:"type"`
-	Context   string    `json:"context,omitempty"`
-	Namespace string    `json:"namespace,omitempty"`
-	Service   string    `json:"service,omitempty"`
-	Pod       string    `json:"pod,omitempty"`
-	State     string    `json:"state,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Address   string    `json:"address,omitempty"`
-	Message   string    `json:"message,omitempty"`
-}
 
 // Subscription receives events until it is closed or falls behind.
 type Subscription struct {
-	C <-chan Event
-
 	hub     *hub
-	ch      chan Event
+	ch      chan api.Event
 	dropped bool // guarded by hub.mu
 }
+
+// Events is closed when the subscription ends.
+func (s *Subscription) Events() <-chan api.Event { return s.ch }
 
 // Close stops the subscription.
 func (s *Subscription) Close() { s.hub.unsubscribe(s, false) }
@@ -61,8 +38,7 @@ type hub struct {
 const subscriptionBuffer = 1024
 
 func (h *hub) subscribe() *Subscription {
-	ch := make(chan Event, subscriptionBuffer)
-	s := &Subscription{C: ch, hub: h, ch: ch}
+	s := &Subscription{hub: h, ch: make(chan api.Event, subscriptionBuffer)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.subs == nil {
@@ -83,7 +59,7 @@ func (h *hub) unsubscribe(s *Subscription, dropped bool) {
 	close(s.ch)
 }
 
-func (h *hub) emit(ev Event) {
+func (h *hub) emit(ev api.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
@@ -103,4 +79,4 @@ func (h *hub) emit(ev Event) {
 }
 
 // Subscribe follows the instance's events from now on.
-func (e *Engine) Subscribe() *Subscription { return e.events.subscribe() }
+func (e *Engine) Subscribe() api.Subscription { return e.events.subscribe() }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/forward"
 )
@@ -103,8 +104,8 @@ func (e *Engine) serve(serveCtx context.Context, cl *cluster, o origin, pf *port
 				defer e.serving.Done()
 				if err := cl.proxy.Serve(serveCtx, conn, name, pf.eps, pf.counters); err != nil && serveCtx.Err() == nil {
 					pf.lastErr.Store(&failure{at: time.Now(), msg: err.Error()})
-					e.events.emit(Event{
-						Type: EventConnectionFailed, Context: o.key.Context, Namespace: o.key.Namespace, Service: o.key.Name, Pod: o.pod,
+					e.events.emit(api.Event{
+						Type: api.EventConnectionFailed, Context: o.key.Context, Namespace: o.key.Namespace, Service: o.key.Name, Pod: o.pod,
 						Message: fmt.Sprintf("port %d: %v", pf.port, err),
 					})
 				}

@@ -6,44 +6,16 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 )
 
-// ContextNamespaces is what one context forwards.
-type ContextNamespaces struct {
-	Context string `json:"context"`
-	// All is set under -A: every namespace is forwarded and the list
-	// cannot be changed.
-	All        bool                     `json:"all,omitempty"`
-	Namespaces []catalog.NamespaceState `json:"namespaces"`
-}
-
-// NamespaceChange is the outcome of changing the namespaces.
-type NamespaceChange struct {
-	Added   []namespaces.Ref `json:"added"`
-	Removed []namespaces.Ref `json:"removed"`
-	// Notes explain requests that changed nothing (adding a namespace
-	// already forwarded, removing one that is not).
-	Notes      []string            `json:"notes,omitempty"`
-	Namespaces []ContextNamespaces `json:"namespaces"`
-}
-
-// Namespace operations.
-const (
-	NamespacesSet    = "set"
-	NamespacesAdd    = "add"
-	NamespacesRemove = "remove"
-)
-
-// ErrAllNamespaces is returned for changes to a context forwarded with -A.
-var ErrAllNamespaces = errors.New("forwards all namespaces (-A); its namespaces cannot be changed")
-
 // Namespaces lists what every context forwards, namespaces in order.
-func (e *Engine) Namespaces() []ContextNamespaces {
+func (e *Engine) Namespaces() []api.ContextNamespaces {
 	e.nsMu.RLock()
 	defer e.nsMu.RUnlock()
-	out := make([]ContextNamespaces, 0, len(e.contexts))
+	out := make([]api.ContextNamespaces, 0, len(e.contexts))
 	for _, name := range e.contexts {
 		cl := e.clusters[name]
 		states := cl.catalog.Namespaces()
@@ -52,7 +24,7 @@ func (e *Engine) Namespaces() []ContextNamespaces {
 				return slices.Index(cl.namespaces, a.Namespace) - slices.Index(cl.namespaces, b.Namespace)
 			})
 		}
-		out = append(out, ContextNamespaces{Context: name, All: cl.target.AllNamespaces, Namespaces: states})
+		out = append(out, api.ContextNamespaces{Context: name, All: cl.target.AllNamespaces, Namespaces: states})
 	}
 	return out
 }
@@ -61,7 +33,7 @@ func (e *Engine) Namespaces() []ContextNamespaces {
 // new namespaces' Services are forwarded as soon as they are listed,
 // removed ones' listeners, addresses and hosts entries go. A namespace
 // without a context applies to every context of this instance.
-func (e *Engine) ChangeNamespaces(op string, refs []namespaces.Ref) (NamespaceChange, error) {
+func (e *Engine) ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error) {
 	e.nsMu.Lock()
 	var editable []string
 	for _, name := range e.contexts {
@@ -72,28 +44,28 @@ func (e *Engine) ChangeNamespaces(op string, refs []namespaces.Ref) (NamespaceCh
 	for _, r := range refs {
 		if cl := e.clusters[r.Context]; cl != nil && cl.target.AllNamespaces {
 			e.nsMu.Unlock()
-			return NamespaceChange{}, fmt.Errorf("context %q %w", r.Context, ErrAllNamespaces)
+			return api.NamespaceChange{}, fmt.Errorf("context %q %w", r.Context, api.ErrAllNamespaces)
 		}
 	}
 	if len(editable) == 0 {
 		e.nsMu.Unlock()
-		return NamespaceChange{}, fmt.Errorf("this kubefwd %w", ErrAllNamespaces)
+		return api.NamespaceChange{}, fmt.Errorf("this kubefwd %w", api.ErrAllNamespaces)
 	}
 
 	desired := map[string][]string{}
 	var notes []string
 	switch op {
-	case NamespacesSet:
+	case api.NamespacesSet:
 		var err error
 		if desired, err = namespaces.PerContext(refs, editable); err != nil {
 			e.nsMu.Unlock()
-			return NamespaceChange{}, err
+			return api.NamespaceChange{}, err
 		}
-	case NamespacesAdd, NamespacesRemove:
+	case api.NamespacesAdd, api.NamespacesRemove:
 		perCtx, err := namespaces.PerContext(refs, editable)
 		if err != nil {
 			e.nsMu.Unlock()
-			return NamespaceChange{}, err
+			return api.NamespaceChange{}, err
 		}
 		for _, name := range editable {
 			current := e.clusters[name].namespaces
@@ -101,9 +73,9 @@ func (e *Engine) ChangeNamespaces(op string, refs []namespaces.Ref) (NamespaceCh
 			for _, ns := range perCtx[name] {
 				has := slices.Contains(current, ns)
 				switch {
-				case op == NamespacesAdd && has:
+				case op == api.NamespacesAdd && has:
 					notes = append(notes, fmt.Sprintf("namespace %s is already forwarded%s", ns, inContext(name, editable)))
-				case op == NamespacesAdd:
+				case op == api.NamespacesAdd:
 					next = append(next, ns)
 				case !has:
 					notes = append(notes, fmt.Sprintf("namespace %s is not forwarded%s; nothing to remove", ns, inContext(name, editable)))
@@ -115,10 +87,10 @@ func (e *Engine) ChangeNamespaces(op string, refs []namespaces.Ref) (NamespaceCh
 		}
 	default:
 		e.nsMu.Unlock()
-		return NamespaceChange{}, fmt.Errorf("unknown namespaces operation %q (want set, add or remove)", op)
+		return api.NamespaceChange{}, fmt.Errorf("unknown namespaces operation %q (want set, add or remove)", op)
 	}
 
-	var change NamespaceChange
+	var change api.NamespaceChange
 	var errs []error
 	for _, name := range editable {
 		cl := e.clusters[name]
@@ -146,7 +118,7 @@ func (e *Engine) ChangeNamespaces(op string, refs []namespaces.Ref) (NamespaceCh
 			}
 		}
 		e.log.Info("namespaces changed", "context", name, "namespaces", fmt.Sprint(next), "added", added, "removed", removed)
-		e.events.emit(Event{Type: EventNamespaces, Context: name, Message: strings.Join(next, ",")})
+		e.events.emit(api.Event{Type: api.EventNamespaces, Context: name, Message: strings.Join(next, ",")})
 	}
 	e.nsMu.Unlock()
 	change.Notes = notes

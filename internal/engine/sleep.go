@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/forward"
 )
@@ -61,7 +62,7 @@ func (e *Engine) Refresh() {
 			e.queue.Add(k)
 		}
 	}
-	e.events.emit(Event{Type: EventRefresh, Message: "all tunnels"})
+	e.events.emit(api.Event{Type: api.EventRefresh, Message: "all tunnels"})
 }
 
 // RefreshServices does what Refresh does for the forwards matching the
@@ -92,11 +93,8 @@ func (e *Engine) RefreshServices(services []string) ([]string, error) {
 				if _, ok := matched[key]; !ok {
 					matched[key] = nil
 				}
-				for _, p := range fs.Ports {
-					if p.pf == nil {
-						continue
-					}
-					for _, ep := range p.pf.eps.List() {
+				for _, pf := range fs.pfs {
+					for _, ep := range pf.eps.List() {
 						matched[key] = append(matched[key], ep.Pod)
 					}
 				}
@@ -116,7 +114,7 @@ func (e *Engine) RefreshServices(services []string) ([]string, error) {
 		cl.pool.Retire(func(p forward.Pod) bool { return slices.Contains(pods, p) }, forward.RetireGrace)
 		e.queue.Add(key)
 		done = append(done, key.Namespace+"/"+key.Name)
-		e.events.emit(Event{Type: EventRefresh, Context: key.Context, Namespace: key.Namespace, Service: key.Name})
+		e.events.emit(api.Event{Type: api.EventRefresh, Context: key.Context, Namespace: key.Namespace, Service: key.Name})
 	}
 	slices.Sort(done)
 	return done, nil

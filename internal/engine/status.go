@@ -3,138 +3,70 @@ package engine
 import (
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
-	"github.com/kubefwd/kubefwd/internal/hosts"
-	"github.com/kubefwd/kubefwd/internal/kube"
 )
 
-// Forward states.
-const (
-	StateActive       = "active"
-	StateWaiting      = "waiting for endpoints"
-	StateNotForwarded = "not forwarded"
-)
-
-// Status is a snapshot of every forward, for `kubefwd status` and tools.
-type Status struct {
-	Version    string              `json:"version,omitempty"`
-	Started    time.Time           `json:"started"`
-	Contexts   []string            `json:"contexts"`
-	Namespaces []ContextNamespaces `json:"namespaces"`
-	Forwards   []ForwardStatus     `json:"forwards"`
-	Tunnels    []TunnelStats       `json:"tunnels"`
-	API        []APIStats          `json:"api"`
-	// HostsSkipped are the names the last hosts write left out, and why
-	// (not valid there, the user's own entry, refused by the helper).
-	HostsSkipped []hosts.Skipped `json:"hostsSkipped,omitempty"`
-}
-
-// TunnelStats counts one context's tunnel dials.
-type TunnelStats struct {
-	Context      string `json:"context"`
-	Open         int    `json:"open"`
-	Retiring     int    `json:"retiring"` // refreshed away, still carrying connections (at most 5 s)
-	Dials        int64  `json:"dials"`
-	DialFailures int64  `json:"dialFailures"`
-	Reconnects   int64  `json:"reconnects"` // broken tunnels replaced
-}
-
-// APIStats counts one context's requests to its API server.
-type APIStats struct {
-	Context  string              `json:"context"`
-	Requests []kube.RequestCount `json:"requests"`
-	// WatchErrors counts failed lists and watches (each is retried).
-	WatchErrors int64 `json:"watchErrors"`
-}
-
-// ForwardStatus is one Service (or one pod of a headless Service).
-type ForwardStatus struct {
-	Context   string       `json:"context"`
-	Namespace string       `json:"namespace"`
-	Service   string       `json:"service"`
-	Pod       string       `json:"pod,omitempty"` // headless pod entries
-	Address   string       `json:"address,omitempty"`
-	Names     []string     `json:"names,omitempty"`
-	State     string       `json:"state"`
-	Reason    string       `json:"reason,omitempty"`
-	Ports     []PortStatus `json:"ports,omitempty"`
-	Skipped   []string     `json:"skipped,omitempty"` // ports not forwarded, with why
-
-	endpointPods []string // ready pods when published, to report changes
-}
-
-// PortStatus is one listening port.
-type PortStatus struct {
-	Port        int32    `json:"port"`  // the Service's
-	Local       int32    `json:"local"` // where we listen
-	Endpoints   []string `json:"endpoints"`
-	Connections int64    `json:"connections"` // open now
-	BytesIn     int64    `json:"bytesIn"`
-	BytesOut    int64    `json:"bytesOut"`
-	Failed      int64    `json:"failed"`
-	// StreamErrors counts streams that failed to open or ended in an error.
-	StreamErrors int64 `json:"streamErrors"`
-	// Retried counts tries on another endpoint after one failed before
-	// answering: failovers the client never saw.
-	Retried int64 `json:"retried"`
-	// LastError is why the last failed connection could not be carried.
-	LastError   string     `json:"lastError,omitempty"`
-	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
-
-	pf *portForward // live counters and endpoints
+// forwardEntry is one forward's status as published, with what the
+// engine keeps beside it: each port's live forward (Ports[i] is pfs[i]'s),
+// read for counters and endpoints at every snapshot, and the ready pods
+// when published, to report changes.
+type forwardEntry struct {
+	api.Forward
+	pfs          []*portForward
+	endpointPods []string
 }
 
 // Status returns a snapshot; safe to call from any goroutine.
-func (e *Engine) Status() Status {
+func (e *Engine) Status() api.Status {
 	e.statusMu.Lock()
-	out := make([]ForwardStatus, 0, len(e.status))
+	out := make([]api.Forward, 0, len(e.status))
 	for _, entries := range e.status {
-		for _, fs := range entries {
+		for _, fe := range entries {
+			fs := fe.Forward
 			fs.Ports = slices.Clone(fs.Ports)
 			for i := range fs.Ports {
-				fillPort(&fs.Ports[i])
+				fillPort(&fs.Ports[i], fe.pfs[i])
 			}
 			out = append(out, fs)
 		}
 	}
 	e.statusMu.Unlock()
-	slices.SortFunc(out, func(a, b ForwardStatus) int {
+	slices.SortFunc(out, func(a, b api.Forward) int {
 		return strings.Compare(a.Context+"/"+a.Namespace+"/"+a.Service+"/"+a.Pod, b.Context+"/"+b.Namespace+"/"+b.Service+"/"+b.Pod)
 	})
-	st := Status{Version: e.opts.Version, Started: e.started, Contexts: slices.Clone(e.contexts), Forwards: out, Namespaces: e.Namespaces()}
+	st := api.Status{Version: e.opts.Version, Started: e.started, Contexts: slices.Clone(e.contexts), Forwards: out, Namespaces: e.Namespaces()}
 	e.mu.Lock()
-	st.HostsSkipped = slices.Clone(e.hostsSkipped)
+	for _, s := range e.hostsSkipped {
+		st.HostsSkipped = append(st.HostsSkipped, api.SkippedName{Name: s.Name, Reason: s.Reason})
+	}
 	e.mu.Unlock()
 	for _, name := range e.contexts {
 		cl := e.clusters[name]
 		pool := cl.pool
-		st.Tunnels = append(st.Tunnels, TunnelStats{
+		st.Tunnels = append(st.Tunnels, api.TunnelStats{
 			Context: name, Open: pool.Len(), Retiring: int(pool.Retiring.Load()), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load(), Reconnects: pool.Reconnects.Load(),
 		})
 		e.watchErrMu.Lock()
-		api := APIStats{Context: name, WatchErrors: e.watchFails[name]}
+		stats := api.APIStats{Context: name, WatchErrors: e.watchFails[name]}
 		e.watchErrMu.Unlock()
 		if cl.target.Requests != nil {
-			api.Requests = cl.target.Requests.Snapshot()
+			stats.Requests = cl.target.Requests.Snapshot()
 		}
-		st.API = append(st.API, api)
+		st.API = append(st.API, stats)
 	}
 	return st
 }
 
-func fillPort(p *PortStatus) {
-	if p.pf == nil {
-		return
-	}
-	for _, ep := range p.pf.eps.List() {
+func fillPort(p *api.Port, pf *portForward) {
+	for _, ep := range pf.eps.List() {
 		p.Endpoints = append(p.Endpoints, ep.String())
 	}
-	c := p.pf.counters
+	c := pf.counters
 	p.Connections, p.BytesIn, p.BytesOut, p.Failed = c.Active.Load(), c.BytesIn.Load(), c.BytesOut.Load(), c.Failed.Load()
 	p.StreamErrors, p.Retried = c.StreamErrors.Load(), c.Retried.Load()
-	if f := p.pf.lastErr.Load(); f != nil {
+	if f := pf.lastErr.Load(); f != nil {
 		at := f.at
 		p.LastError, p.LastErrorAt = f.msg, &at
 	}
@@ -142,8 +74,8 @@ func fillPort(p *PortStatus) {
 
 // publish records the status of key after a reconcile (worker only).
 func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Service, reason string) {
-	var entries []ForwardStatus
-	base := ForwardStatus{Context: key.Context, Namespace: key.Namespace, Service: key.Name}
+	var entries []forwardEntry
+	base := api.Forward{Context: key.Context, Namespace: key.Namespace, Service: key.Name}
 	if desired != nil {
 		for _, s := range desired.Skipped {
 			base.Skipped = append(base.Skipped, s.Port+": "+s.Reason)
@@ -153,25 +85,25 @@ func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Servic
 	case f == nil && reason == "":
 		// gone
 	case f == nil:
-		st := base
-		st.State, st.Reason = StateNotForwarded, reason
+		st := forwardEntry{Forward: base}
+		st.State, st.Reason = api.StateNotForwarded, reason
 		entries = append(entries, st)
 	default:
-		st := base
+		st := forwardEntry{Forward: base}
 		st.Address, st.Names = f.addr.String(), f.names
-		st.Ports = portStatuses(f.ports)
-		st.State, st.Reason = portsState(st.Ports, reason)
+		st.Ports, st.pfs = portStatuses(f.ports)
+		st.State, st.Reason = portsState(st.pfs, reason)
 		entries = append(entries, st)
 		for name, pf := range f.pods {
-			ps := base
+			ps := forwardEntry{Forward: base}
 			ps.Pod, ps.Address, ps.Names = name, pf.addr.String(), pf.names
-			ps.Ports = portStatuses(pf.ports)
-			ps.State, ps.Reason = portsState(ps.Ports, "")
+			ps.Ports, ps.pfs = portStatuses(pf.ports)
+			ps.State, ps.Reason = portsState(ps.pfs, "")
 			entries = append(entries, ps)
 		}
 	}
 	for i := range entries {
-		entries[i].endpointPods = readyPods(entries[i].Ports)
+		entries[i].endpointPods = readyPods(entries[i].pfs)
 	}
 	e.statusMu.Lock()
 	prev := e.status[key]
@@ -184,13 +116,10 @@ func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Servic
 	e.reportChanges(prev, entries)
 }
 
-func readyPods(ports []PortStatus) []string {
+func readyPods(pfs []*portForward) []string {
 	var pods []string
-	for _, p := range ports {
-		if p.pf == nil {
-			continue
-		}
-		for _, ep := range p.pf.eps.List() {
+	for _, pf := range pfs {
+		for _, ep := range pf.eps.List() {
 			if !slices.Contains(pods, ep.Pod.Name) {
 				pods = append(pods, ep.Pod.Name)
 			}
@@ -201,8 +130,8 @@ func readyPods(ports []PortStatus) []string {
 }
 
 // reportChanges tells event followers how a Service's forwards changed.
-func (e *Engine) reportChanges(prev, next []ForwardStatus) {
-	find := func(list []ForwardStatus, pod string) *ForwardStatus {
+func (e *Engine) reportChanges(prev, next []forwardEntry) {
+	find := func(list []forwardEntry, pod string) *forwardEntry {
 		for i := range list {
 			if list[i].Pod == pod {
 				return &list[i]
@@ -211,11 +140,11 @@ func (e *Engine) reportChanges(prev, next []ForwardStatus) {
 		return nil
 	}
 	for _, n := range next {
-		ev := Event{Context: n.Context, Namespace: n.Namespace, Service: n.Service, Pod: n.Pod}
+		ev := api.Event{Context: n.Context, Namespace: n.Namespace, Service: n.Service, Pod: n.Pod}
 		p := find(prev, n.Pod)
 		if p == nil || p.State != n.State || p.Reason != n.Reason || p.Address != n.Address {
 			fwd := ev
-			fwd.Type, fwd.State, fwd.Reason, fwd.Address = EventForward, n.State, n.Reason, n.Address
+			fwd.Type, fwd.State, fwd.Reason, fwd.Address = api.EventForward, n.State, n.Reason, n.Address
 			e.events.emit(fwd)
 		}
 		var before []string
@@ -227,43 +156,49 @@ func (e *Engine) reportChanges(prev, next []ForwardStatus) {
 		for _, pod := range before {
 			if !slices.Contains(n.endpointPods, pod) {
 				removed := ev
-				removed.Type, removed.Pod = EventEndpointRemoved, pod
+				removed.Type, removed.Pod = api.EventEndpointRemoved, pod
 				e.events.emit(removed)
 			}
 		}
 		for _, pod := range n.endpointPods {
 			if !slices.Contains(before, pod) {
 				added := ev
-				added.Type, added.Pod = EventEndpointAdded, pod
+				added.Type, added.Pod = api.EventEndpointAdded, pod
 				e.events.emit(added)
 			}
 		}
 	}
 	for _, p := range prev {
 		if find(next, p.Pod) == nil {
-			e.events.emit(Event{Type: EventForwardRemoved, Context: p.Context, Namespace: p.Namespace, Service: p.Service, Pod: p.Pod, Address: p.Address})
+			e.events.emit(api.Event{Type: api.EventForwardRemoved, Context: p.Context, Namespace: p.Namespace, Service: p.Service, Pod: p.Pod, Address: p.Address})
 		}
 	}
 }
 
-func portStatuses(ports map[int32]*portForward) []PortStatus {
-	var out []PortStatus
-	for local, pf := range ports {
-		out = append(out, PortStatus{Port: pf.port, Local: local, pf: pf})
+func portStatuses(ports map[int32]*portForward) ([]api.Port, []*portForward) {
+	locals := make([]int32, 0, len(ports))
+	for local := range ports {
+		locals = append(locals, local)
 	}
-	slices.SortFunc(out, func(a, b PortStatus) int { return int(a.Local - b.Local) })
-	return out
+	slices.Sort(locals)
+	out := make([]api.Port, 0, len(locals))
+	pfs := make([]*portForward, 0, len(locals))
+	for _, local := range locals {
+		out = append(out, api.Port{Port: ports[local].port, Local: local})
+		pfs = append(pfs, ports[local])
+	}
+	return out, pfs
 }
 
 // portsState is active when some port has a ready endpoint.
-func portsState(ports []PortStatus, reason string) (string, string) {
-	for _, p := range ports {
-		if p.pf != nil && len(p.pf.eps.List()) > 0 {
-			return StateActive, reason
+func portsState(pfs []*portForward, reason string) (string, string) {
+	for _, pf := range pfs {
+		if len(pf.eps.List()) > 0 {
+			return api.StateActive, reason
 		}
 	}
 	if reason == "" {
 		reason = "no ready pod; connections wait for one"
 	}
-	return StateWaiting, reason
+	return api.StateWaiting, reason
 }

@@ -5,14 +5,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/kubefwd/kubefwd/internal/api"
 )
 
 // RequestCount is how many API requests of one kind were made.
-type RequestCount struct {
-	Verb     string `json:"verb"`
-	Resource string `json:"resource"`
-	Count    int64  `json:"count"`
-}
+type RequestCount = api.RequestCount
 
 // Requests counts a client's API requests by verb and resource, so that
 // "watch, don't poll" can be seen in metrics: watches restart, lists happen

@@ -39,7 +39,7 @@ func TestRequestsCount(t *testing.T) {
 		}
 	}
 	got := r.Snapshot()
-	want := []RequestCount{{"list", "services", 2}, {"watch", "services", 1}}
+	want := []RequestCount{{Verb: "list", Resource: "services", Count: 2}, {Verb: "watch", Resource: "services", Count: 1}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

@@ -10,21 +10,13 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubefwd/kubefwd/internal/api"
 )
 
 // Ref is one namespace, in one context or (Context empty) in every context
 // the instance forwards from.
-type Ref struct {
-	Context   string `json:"context,omitempty"`
-	Namespace string `json:"namespace"`
-}
-
-func (r Ref) String() string {
-	if r.Context == "" {
-		return r.Namespace
-	}
-	return r.Context + "/" + r.Namespace
-}
+type Ref = api.NamespaceRef
 
 // Parse reads `namespace` or `context/namespace`. Context names may hold
 // '/' themselves (EKS ARNs do), namespaces cannot: the last '/' splits.

@@ -1,8 +1,10 @@
-// Package deptest holds the import-boundary test: the core packages, which
+// Package deptest holds the import-boundary tests. The core packages, which
 // do the forwarding and touch the hosts file, never depend on the command
-// line, the control API, the privileged helper or the Tilt integration.
-// Those are clients of the core, and a core that imported them could not
-// be reasoned about (or reviewed for root) on its own.
+// line, the control API, the privileged helper or the Tilt integration:
+// those are clients of the core, and a core that imported them could not be
+// reasoned about (or reviewed for root) on its own. The control API's
+// language (internal/api) imports only the standard library, and the
+// control API itself no engine, so that its clients link none of it.
 package deptest
 
 import (
@@ -16,37 +18,67 @@ import (
 
 const module = "github.com/kubefwd/kubefwd/"
 
-var (
-	core = []string{"internal/engine", "internal/forward", "internal/catalog", "internal/hosts", "internal/loopback", "internal/names"}
-	// Forbidden to the core, with their subpackages; "testing" would drag
-	// test flags into the binary.
-	forbidden = []string{module + "internal/cli", module + "internal/control", module + "internal/helper", module + "internal/tilt", "testing"}
-)
+// A boundary: these packages must not import those (with subpackages).
+type boundary struct {
+	pkgs, forbidden []string
+}
 
-func TestCoreImportsNoClient(t *testing.T) {
+var boundaries = []boundary{
+	{
+		pkgs: []string{"internal/engine", "internal/forward", "internal/catalog", "internal/hosts", "internal/loopback", "internal/names", "internal/api"},
+		// "testing" would drag test flags into the binary.
+		forbidden: []string{module + "internal/cli", module + "internal/control", module + "internal/helper", module + "internal/tilt", "testing"},
+	},
+	{
+		pkgs:      []string{"internal/control"},
+		forbidden: []string{module + "internal/engine", module + "internal/forward", module + "internal/catalog", "k8s.io/client-go"},
+	},
+}
+
+// goList returns the import graph of pkgs and their dependencies for goos.
+func goList(t *testing.T, goos string, pkgs []string) map[string][]string {
+	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is not on PATH: %v", err)
 	}
-	var pkgs []string
-	for _, p := range core {
-		pkgs = append(pkgs, module+p)
+	cmd := exec.Command(goTool, append([]string{"list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}"}, pkgs...)...)
+	cmd.Env = append(cmd.Environ(), "GOOS="+goos)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("GOOS=%s go list: %v\n%s", goos, err, stderr.String())
 	}
+	return parseGraph(out)
+}
+
+func TestImportBoundaries(t *testing.T) {
 	// Every OS kubefwd builds for: files like alias_darwin.go import too.
 	for _, goos := range []string{"linux", "darwin", "windows"} {
-		cmd := exec.Command(goTool, append([]string{"list", "-deps", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}"}, pkgs...)...)
-		cmd.Env = append(cmd.Environ(), "GOOS="+goos)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("GOOS=%s go list: %v\n%s", goos, err, stderr.String())
+		for _, b := range boundaries {
+			var pkgs []string
+			for _, p := range b.pkgs {
+				pkgs = append(pkgs, module+p)
+			}
+			graph := goList(t, goos, pkgs)
+			for _, p := range pkgs {
+				if path := forbiddenPath(graph, p, b.forbidden); path != nil {
+					t.Errorf("GOOS=%s: %s must not import %s, but does: %s", goos, strings.TrimPrefix(p, module),
+						strings.TrimPrefix(path[len(path)-1], module), shorten(path))
+				}
+			}
 		}
-		graph := parseGraph(out)
-		for _, p := range pkgs {
-			if path := forbiddenPath(graph, p); path != nil {
-				t.Errorf("GOOS=%s: %s must not import %s, but does: %s", goos, strings.TrimPrefix(p, module),
-					strings.TrimPrefix(path[len(path)-1], module), shorten(path))
+	}
+}
+
+// The control API's language is the standard library's only.
+func TestAPIImportsOnlyTheStandardLibrary(t *testing.T) {
+	for _, goos := range []string{"linux", "darwin", "windows"} {
+		graph := goList(t, goos, []string{module + "internal/api"})
+		for p := range graph {
+			if first, _, _ := strings.Cut(p, "/"); strings.Contains(first, ".") && p != module+"internal/api" {
+				t.Errorf("GOOS=%s: internal/api depends on %s", goos, p)
 			}
 		}
 	}
@@ -59,15 +91,16 @@ func TestForbiddenPath(t *testing.T) {
 		module + "internal/control/api net/http\n" +
 		module + "internal/hosts bytes\n" +
 		module + "internal/clip\n"))
-	path := forbiddenPath(graph, module+"internal/names")
+	core := boundaries[0].forbidden
+	path := forbiddenPath(graph, module+"internal/names", core)
 	if got := shorten(path); got != "internal/names → internal/x → internal/control/api" {
 		t.Errorf("path = %q", got)
 	}
-	if path := forbiddenPath(graph, module+"internal/hosts"); path != nil {
+	if path := forbiddenPath(graph, module+"internal/hosts", core); path != nil {
 		t.Errorf("hosts: %v", path)
 	}
 	// A name that merely starts like a forbidden one is not one.
-	if isForbidden(module + "internal/clip") {
+	if isForbidden(module+"internal/clip", core) {
 		t.Error("internal/clip taken for internal/cli")
 	}
 }
@@ -88,13 +121,13 @@ func parseGraph(out []byte) map[string][]string {
 
 // forbiddenPath returns the shortest import chain from pkg to a forbidden
 // package, or nil.
-func forbiddenPath(graph map[string][]string, pkg string) []string {
+func forbiddenPath(graph map[string][]string, pkg string, forbidden []string) []string {
 	prev := map[string]string{pkg: ""}
 	queue := []string{pkg}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		if isForbidden(p) {
+		if isForbidden(p, forbidden) {
 			var path []string
 			for ; p != ""; p = prev[p] {
 				path = append(path, p)
@@ -112,7 +145,7 @@ func forbiddenPath(graph map[string][]string, pkg string) []string {
 	return nil
 }
 
-func isForbidden(p string) bool {
+func isForbidden(p string, forbidden []string) bool {
 	for _, f := range forbidden {
 		if p == f || strings.HasPrefix(p, f+"/") {
 			return true

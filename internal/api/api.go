@@ -1,0 +1,190 @@
+// Package api is the language of kubefwd's control API: the status, events
+// and namespace changes a running instance reports, as its clients (the
+// CLI, the live view, the MCP server, scripts) read them. It imports only
+// the standard library, so that a client links none of the engine; the
+// engine fills these types.
+package api
+
+import (
+	"errors"
+	"time"
+)
+
+// Forward states.
+const (
+	StateActive       = "active"
+	StateWaiting      = "waiting for endpoints"
+	StateNotForwarded = "not forwarded"
+)
+
+// Status is a snapshot of every forward.
+type Status struct {
+	Version    string              `json:"version,omitempty"`
+	Started    time.Time           `json:"started"`
+	Contexts   []string            `json:"contexts"`
+	Namespaces []ContextNamespaces `json:"namespaces"`
+	Forwards   []Forward           `json:"forwards"`
+	Tunnels    []TunnelStats       `json:"tunnels"`
+	API        []APIStats          `json:"api"`
+	// HostsSkipped are the names the last hosts write left out, and why
+	// (not valid there, the user's own entry, refused by the helper).
+	HostsSkipped []SkippedName `json:"hostsSkipped,omitempty"`
+}
+
+// SkippedName is a name left out of the hosts file, and why.
+type SkippedName struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// TunnelStats counts one context's tunnel dials.
+type TunnelStats struct {
+	Context      string `json:"context"`
+	Open         int    `json:"open"`
+	Retiring     int    `json:"retiring"` // refreshed away, still carrying connections (at most 5 s)
+	Dials        int64  `json:"dials"`
+	DialFailures int64  `json:"dialFailures"`
+	Reconnects   int64  `json:"reconnects"` // broken tunnels replaced
+}
+
+// APIStats counts one context's requests to its API server.
+type APIStats struct {
+	Context  string         `json:"context"`
+	Requests []RequestCount `json:"requests"`
+	// WatchErrors counts failed lists and watches (each is retried).
+	WatchErrors int64 `json:"watchErrors"`
+}
+
+// RequestCount is how many requests of one verb on one resource were made.
+type RequestCount struct {
+	Verb     string `json:"verb"`
+	Resource string `json:"resource"`
+	Count    int64  `json:"count"`
+}
+
+// Forward is one Service (or one pod of a headless Service).
+type Forward struct {
+	Context   string   `json:"context"`
+	Namespace string   `json:"namespace"`
+	Service   string   `json:"service"`
+	Pod       string   `json:"pod,omitempty"` // headless pod entries
+	Address   string   `json:"address,omitempty"`
+	Names     []string `json:"names,omitempty"`
+	State     string   `json:"state"`
+	Reason    string   `json:"reason,omitempty"`
+	Ports     []Port   `json:"ports,omitempty"`
+	Skipped   []string `json:"skipped,omitempty"` // ports not forwarded, with why
+}
+
+// Port is one listening port of a forward.
+type Port struct {
+	Port        int32    `json:"port"`  // the Service's
+	Local       int32    `json:"local"` // where we listen
+	Endpoints   []string `json:"endpoints"`
+	Connections int64    `json:"connections"` // open now
+	BytesIn     int64    `json:"bytesIn"`
+	BytesOut    int64    `json:"bytesOut"`
+	Failed      int64    `json:"failed"`
+	// StreamErrors counts streams that failed to open or ended in an error.
+	StreamErrors int64 `json:"streamErrors"`
+	// Retried counts tries on another endpoint after one failed before
+	// answering: failovers the client never saw.
+	Retried int64 `json:"retried"`
+	// LastError is why the last failed connection could not be carried.
+	LastError   string     `json:"lastError,omitempty"`
+	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+}
+
+// ContextNamespaces is what one context forwards.
+type ContextNamespaces struct {
+	Context string `json:"context"`
+	// All is set under -A: every namespace is forwarded and the list
+	// cannot be changed.
+	All        bool             `json:"all,omitempty"`
+	Namespaces []NamespaceState `json:"namespaces"`
+}
+
+// NamespaceState describes one watched namespace.
+type NamespaceState struct {
+	Namespace string `json:"namespace"` // "" when watching all
+	Synced    bool   `json:"synced"`
+	Services  int    `json:"services"`
+	Error     string `json:"error,omitempty"` // the last list/watch error
+	Forbidden bool   `json:"forbidden,omitempty"`
+}
+
+// NamespaceRef is one namespace, in one context or (Context empty) in every
+// context the instance forwards from.
+type NamespaceRef struct {
+	Context   string `json:"context,omitempty"`
+	Namespace string `json:"namespace"`
+}
+
+func (r NamespaceRef) String() string {
+	if r.Context == "" {
+		return r.Namespace
+	}
+	return r.Context + "/" + r.Namespace
+}
+
+// Namespace changes: the op of a change request.
+const (
+	NamespacesSet    = "set"
+	NamespacesAdd    = "add"
+	NamespacesRemove = "remove"
+)
+
+// ErrAllNamespaces is the error for a change to the namespaces of a
+// context forwarded with -A (the API answers it with 409 Conflict).
+var ErrAllNamespaces = errors.New("forwards all namespaces (-A); its namespaces cannot be changed")
+
+// NamespaceChange is the outcome of changing the namespaces.
+type NamespaceChange struct {
+	Added   []NamespaceRef `json:"added"`
+	Removed []NamespaceRef `json:"removed"`
+	// Notes explain requests that changed nothing (adding a namespace
+	// already forwarded, removing one that is not).
+	Notes      []string            `json:"notes,omitempty"`
+	Namespaces []ContextNamespaces `json:"namespaces"`
+}
+
+// Event types.
+const (
+	EventForward          = "forward"            // a forward appeared or changed state
+	EventForwardRemoved   = "forward-removed"    // its Service is gone or no longer watched
+	EventEndpointAdded    = "endpoint-added"     // a pod became ready for a forward
+	EventEndpointRemoved  = "endpoint-removed"   // a pod went away or is not ready
+	EventConnectionFailed = "connection-failed"  // a connection could not be carried
+	EventWatchError       = "watch-error"        // listing or watching the API failed
+	EventNamespaces       = "namespaces-changed" // the forwarded namespaces changed
+	EventRefresh          = "refresh"            // tunnels were dropped on request or after sleep
+
+	// The stream's own: the first line of every stream, and the last one
+	// a client too slow to keep up gets before it is closed.
+	EventSubscribed = "subscribed"
+	EventDropped    = "dropped"
+)
+
+// Event is one change, for tools following an instance.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
+	Context   string    `json:"context,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Service   string    `json:"service,omitempty"`
+	Pod       string    `json:"pod,omitempty"`
+	State     string    `json:"state,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Address   string    `json:"address,omitempty"`
+	Message   string    `json:"message,omitempty"`
+}
+
+// Subscription delivers an instance's events until it is closed or its
+// reader falls too far behind.
+type Subscription interface {
+	// Events is closed when the subscription ends.
+	Events() <-chan Event
+	// Dropped says whether it ended because its reader was too slow.
+	Dropped() bool
+	Close()
+}
