@@ -238,6 +238,19 @@ func explain(env Environment, results []Result) []string {
 		notes = append(notes, fmt.Sprintf("**%s, %s: missed by %.0f%%.** The %d per-pair ratios ran from %.2f× to %.2f×: %s.%s",
 			r.Scenario, r.Metric, 100*math.Abs(r.Ratio-1), len(r.Ratios), lo, hi, verdict, profiles))
 	}
+	// A kubefwd-only row shows the median of its runs; when it missed, the
+	// runs themselves say whether one run or all of them did.
+	for _, r := range results {
+		if r.Pass == nil || *r.Pass || len(r.Ratios) > 0 || len(r.Kubefwd) < 2 {
+			continue
+		}
+		runs := make([]string, len(r.Kubefwd))
+		for i, v := range r.Kubefwd {
+			runs[i] = num(v)
+		}
+		notes = append(notes, fmt.Sprintf("**%s, %s: missed (goal %s).** kubefwd's %d runs, in order: %s; the table shows their median.",
+			r.Scenario, r.Metric, r.Goal, len(r.Kubefwd), strings.Join(runs, ", ")))
+	}
 	if missed["kubefwd / direct stream"] {
 		notes = append(notes, "**Throughput ceiling.** The direct stream is the bench process reading the port-forward "+
 			"stream itself, with no listener and no second process; kubefwd adds a loopback TCP hop and a process "+

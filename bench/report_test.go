@@ -164,3 +164,21 @@ func TestGoals(t *testing.T) {
 		})
 	}
 }
+
+// A kubefwd-only row that missed lists its runs: a median of 0.00 with one
+// run at 35 s says which run missed.
+func TestExplainListsRunsOfMissedRows(t *testing.T) {
+	r := newResult("7 API outage", "s back", everyRun("≤ 5 s", func(v float64) bool { return v <= 5 }))
+	r.Kubefwd = []float64{0.002, 0.0019, 35.19}
+	r.finish()
+	notes := strings.Join(explain(Environment{}, []Result{r}), "\n")
+	if want := "kubefwd's 3 runs, in order: 0.00, 0.00, 35.2"; !strings.Contains(notes, want) {
+		t.Errorf("notes lack %q:\n%s", want, notes)
+	}
+	one := newResult("s", "m", medianAtMost(3, "s"))
+	one.Kubefwd = []float64{4}
+	one.finish()
+	if notes := explain(Environment{}, []Result{one}); len(notes) != 0 {
+		t.Errorf("a single run needs no list: %q", notes)
+	}
+}
