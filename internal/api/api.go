@@ -78,8 +78,9 @@ type Forward struct {
 
 // Port is one listening port of a forward.
 type Port struct {
-	Port        int32    `json:"port"`  // the Service's
-	Local       int32    `json:"local"` // where we listen
+	Name        string   `json:"name,omitempty"` // the Service port's name
+	Port        int32    `json:"port"`           // the Service's
+	Local       int32    `json:"local"`          // where we listen
 	Endpoints   []string `json:"endpoints"`
 	Connections int64    `json:"connections"` // open now
 	BytesIn     int64    `json:"bytesIn"`

@@ -135,7 +135,8 @@ type podForward struct {
 }
 
 type portForward struct {
-	port     int32 // the Service port
+	port     int32  // the Service port
+	name     string // its name; set by the worker, read by it when publishing
 	ln       net.Listener
 	eps      *forward.Endpoints
 	counters *forward.Counters

@@ -47,6 +47,7 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 			e.serve(serveCtx, cl, o, pf)
 			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
 		}
+		pf.name = p.Name
 		pf.eps.Set(p.Endpoints)
 	}
 	for local, pf := range have {

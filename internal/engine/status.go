@@ -184,7 +184,7 @@ func portStatuses(ports map[int32]*portForward) ([]api.Port, []*portForward) {
 	out := make([]api.Port, 0, len(locals))
 	pfs := make([]*portForward, 0, len(locals))
 	for _, local := range locals {
-		out = append(out, api.Port{Port: ports[local].port, Local: local})
+		out = append(out, api.Port{Name: ports[local].name, Port: ports[local].port, Local: local})
 		pfs = append(pfs, ports[local])
 	}
 	return out, pfs
