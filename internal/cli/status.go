@@ -3,11 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/control"
@@ -20,12 +23,20 @@ func connect(instance string) (*control.Client, error) {
 
 func newStatusCommand(streams Streams) *cobra.Command {
 	var asJSON bool
-	var instance string
+	var instance, output string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what a running kubefwd forwards, with each forward's state and traffic",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				output = "json"
+			}
+			switch output {
+			case "", "wide", "json", "yaml":
+			default:
+				return UsageError{fmt.Errorf("-o %q: want wide, json or yaml (or nothing, for the table)", output)}
+			}
 			c, err := connect(instance)
 			if err != nil {
 				return err
@@ -34,23 +45,37 @@ func newStatusCommand(streams Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			switch output {
+			case "json":
 				enc := json.NewEncoder(streams.Out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
+			case "yaml":
+				data, err := yaml.Marshal(st)
+				if err != nil {
+					return err
+				}
+				_, err = streams.Out.Write(data)
+				return err
 			}
-			printStatus(streams, st)
+			printStatus(streams, st, output == "wide")
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the full status as JSON")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "wide (also names, pods, failures and the last error), json or yaml (the full status); the table when not given")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "the same as -o json")
+	_ = cmd.Flags().MarkHidden("json")
 	instanceFlag(cmd, &instance)
 	return cmd
 }
 
-func printStatus(streams Streams, st api.Status) {
+func printStatus(streams Streams, st api.Status, wide bool) {
 	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SERVICE\tADDRESS\tPORTS\tSTATE\tENDPOINTS\tCONNS\tIN\tOUT")
+	header := "SERVICE\tADDRESS\tPORTS\tSTATE\tENDPOINTS\tCONNS\tIN\tOUT"
+	if wide {
+		header += "\tFAILED\tRETRIED\tNAMES\tPODS\tLAST ERROR"
+	}
+	fmt.Fprintln(w, header)
 	for _, f := range st.Forwards {
 		name := f.Namespace + "/" + f.Service
 		if f.Pod != "" {
@@ -59,8 +84,10 @@ func printStatus(streams Streams, st api.Status) {
 		if len(st.Contexts) > 1 {
 			name = f.Context + "/" + name
 		}
-		var ports []string
-		var eps, conns, in, out int64
+		var ports, pods []string
+		var eps, conns, in, out, failed, retried int64
+		var lastErr string
+		var lastAt time.Time
 		for _, p := range f.Ports {
 			port := strconv.Itoa(int(p.Local))
 			if p.Local != p.Port {
@@ -71,12 +98,30 @@ func printStatus(streams Streams, st api.Status) {
 			conns += p.Connections
 			in += p.BytesIn
 			out += p.BytesOut
+			failed += p.Failed
+			retried += p.Retried
+			for _, ep := range p.Endpoints {
+				pod, _, _ := strings.Cut(strings.TrimPrefix(ep, f.Namespace+"/"), ":")
+				if !slices.Contains(pods, pod) {
+					pods = append(pods, pod)
+				}
+			}
+			if p.LastErrorAt != nil && p.LastErrorAt.After(lastAt) {
+				lastErr, lastAt = p.LastError, *p.LastErrorAt
+			}
 		}
 		state := f.State
 		if f.Reason != "" && f.State != api.StateActive {
 			state += ": " + f.Reason
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", name, orDash(f.Address), orDash(strings.Join(ports, ",")), state, eps, conns, bytes(in), bytes(out))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s", name, orDash(f.Address), orDash(strings.Join(ports, ",")), state, eps, conns, bytes(in), bytes(out))
+		if wide {
+			if lastErr != "" {
+				lastErr = lastAt.Local().Format(time.TimeOnly) + " " + lastErr
+			}
+			line += fmt.Sprintf("\t%d\t%d\t%s\t%s\t%s", failed, retried, orDash(strings.Join(f.Names, ",")), orDash(strings.Join(pods, ",")), orDash(lastErr))
+		}
+		fmt.Fprintln(w, line)
 		for _, skip := range f.Skipped {
 			fmt.Fprintf(w, "\t\t\tport %s\t\t\t\t\n", skip)
 		}
