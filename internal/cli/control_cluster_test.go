@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/control"
@@ -732,4 +735,77 @@ func rootSocketDir(base string) string {
 		return "/run/user/0/kubefwd"
 	}
 	return filepath.Join(base, "kubefwd-0")
+}
+
+// TestEnvAndStatusOutputs: `kubefwd env` prints variables that reach the
+// Services they name, in every format; `status -o wide|yaml` carry what the
+// table does not; bad input is refused with exit code 2.
+func TestEnvAndStatusOutputs(t *testing.T) {
+	c := clustertest.Seeded(t, "demo")
+	env, base := controlEnv(t)
+	hostsPath := filepath.Join(base, "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startInstanceEnv(t, c, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "-n", "demo2", "--instance", "envs")
+	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2", in.stderr)
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo", in.stderr)
+
+	out, err := kubefwdAs(t, env, "", "env", "--instance", "envs", "--format", "dotenv")
+	if err != nil {
+		t.Fatalf("env: %v\n%s", err, out)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		vars[k] = v
+	}
+	for name, ns := range map[string]string{"WEB": "demo", "WEB_DEMO2": "demo2", "API": "demo"} {
+		if vars[name+"_HOST"] == "" || clustertest.HostsAddr(hostsPath, vars[name+"_HOST"]) != vars[name+"_ADDR"] {
+			t.Errorf("%s_HOST=%q is not %s_ADDR=%q in the hosts file:\n%s", name, vars[name+"_HOST"], name, vars[name+"_ADDR"], out)
+			continue
+		}
+		port, _ := strconv.Atoi(vars[name+"_PORT"])
+		if body, err := clustertest.Get(vars[name+"_ADDR"], port); err != nil || !strings.HasPrefix(body, "pod="+ns+"/") {
+			t.Errorf("%s_ADDR:%s_PORT answered %q, %v; want a %s pod", name, name, body, err, ns)
+		}
+	}
+	if vars["WEB_PORT_HTTP"] != vars["WEB_PORT"] {
+		t.Errorf("WEB_PORT_HTTP=%q, WEB_PORT=%q", vars["WEB_PORT_HTTP"], vars["WEB_PORT"])
+	}
+
+	// Only the named ones; the shell format evaluates in a real shell.
+	out, err = kubefwdAs(t, env, "", "env", "--instance", "envs", "web.demo2")
+	if err != nil || strings.Contains(out, "API_") {
+		t.Fatalf("env web.demo2: %v\n%s", err, out)
+	}
+	sh := exec.Command("sh", "-c", out+`printf '%s %s' "$WEB_DEMO2_HOST" "$WEB_DEMO2_PORT"`)
+	if got, err := sh.Output(); err != nil || string(got) != "web.demo2 80" {
+		t.Errorf("the shell format, evaluated: %q, %v\n%s", got, err, out)
+	}
+	out, err = kubefwdAs(t, env, "", "env", "--instance", "envs", "--format", "json", "api")
+	var js map[string]string
+	if err != nil || json.Unmarshal([]byte(out), &js) != nil || js["API_PORT"] != "8080" || len(js) != 4 {
+		t.Errorf("env --format json api: %v\n%s", err, out)
+	}
+
+	for _, bad := range [][]string{{"env", "nope"}, {"env", "--format", "yaml"}, {"status", "-o", "xml"}} {
+		out, err := kubefwdAs(t, env, "", append(bad, "--instance", "envs")...)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("%v: exit %v, want 2 and one line:\n%s", bad, err, out)
+		}
+	}
+
+	out, err = kubefwdAs(t, env, "", "status", "-o", "wide", "--instance", "envs")
+	if err != nil || !strings.Contains(out, "RETRIED") || !strings.Contains(out, "web,web.demo") || !strings.Contains(out, "web-") {
+		t.Errorf("status -o wide: %v\n%s", err, out)
+	}
+	out, err = kubefwdAs(t, env, "", "status", "-o", "yaml", "--instance", "envs")
+	var st api.Status
+	if err != nil || yaml.Unmarshal([]byte(out), &st) != nil || !slices.ContainsFunc(st.Forwards, func(f api.Forward) bool {
+		return f.Service == "web" && f.Namespace == "demo2" && f.State == api.StateActive && slices.Contains(f.Names, "web.demo2")
+	}) {
+		t.Errorf("status -o yaml: %v\n%s", err, out)
+	}
 }
