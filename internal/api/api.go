@@ -15,6 +15,7 @@ const (
 	StateActive       = "active"
 	StateWaiting      = "waiting for endpoints"
 	StateNotForwarded = "not forwarded"
+	StatePaused       = "paused" // by the user (kubefwd pause), until kubefwd resume
 )
 
 // Status is a snapshot of every forward.

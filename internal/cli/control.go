@@ -56,6 +56,68 @@ kubefwd status.`,
 	return cmd
 }
 
+func newPauseCommand(streams Streams) *cobra.Command {
+	var instance string
+	cmd := &cobra.Command{
+		Use:   "pause SERVICE...",
+		Short: "Stop forwarding some Services of a running kubefwd, until kubefwd resume",
+		Long: `Closes the named Services' listeners and takes their names out of the hosts file,
+live; the others are untouched. kubefwd status shows them paused until
+kubefwd resume. A SERVICE is web, web.demo, demo/web or any name in kubefwd status.`,
+		Args: needServices("pause"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := connect(instance)
+			if err != nil {
+				return err
+			}
+			done, err := c.Pause(cmd.Context(), args...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(streams.Out, "paused: %s\n", strings.Join(done, ", "))
+			return nil
+		},
+	}
+	instanceFlag(cmd, &instance)
+	return cmd
+}
+
+func newResumeCommand(streams Streams) *cobra.Command {
+	var instance string
+	cmd := &cobra.Command{
+		Use:   "resume SERVICE...",
+		Short: "Forward Services paused with kubefwd pause again",
+		Long: `Forwards the named paused Services again, at the addresses and names they had.
+A SERVICE is the name it was paused by, web.demo, demo/web or ctx/demo/web.`,
+		Args: needServices("resume"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := connect(instance)
+			if err != nil {
+				return err
+			}
+			done, err := c.Resume(cmd.Context(), args...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(streams.Out, "resumed: %s\n", strings.Join(done, ", "))
+			return nil
+		},
+	}
+	instanceFlag(cmd, &instance)
+	return cmd
+}
+
+// needServices refuses a verb given no service: pausing everything is
+// what kubefwd stop does.
+func needServices(verb string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return UsageError{fmt.Errorf("kubefwd %s needs the services to %s, for example: kubefwd %s web", verb, verb, verb)}
+		}
+		return nil
+	}
+}
+
 func newStopCommand(streams Streams) *cobra.Command {
 	var instance string
 	cmd := &cobra.Command{

@@ -738,8 +738,9 @@ func rootSocketDir(base string) string {
 }
 
 // TestEnvAndStatusOutputs: `kubefwd env` prints variables that reach the
-// Services they name, in every format; `status -o wide|yaml` carry what the
-// table does not; bad input is refused with exit code 2.
+// Services they name, in every format; pause and resume take a Service out
+// and back; `status -o wide|yaml` carry what the table does not; bad input
+// is refused with exit code 2.
 func TestEnvAndStatusOutputs(t *testing.T) {
 	c := clustertest.Seeded(t, "demo")
 	env, base := controlEnv(t)
@@ -794,6 +795,32 @@ func TestEnvAndStatusOutputs(t *testing.T) {
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || strings.Count(strings.TrimSpace(out), "\n") != 0 {
 			t.Errorf("%v: exit %v, want 2 and one line:\n%s", bad, err, out)
+		}
+	}
+
+	// Paused, a Service leaves env and shows paused in status; resumed, it
+	// is back where it was.
+	if out, err := kubefwdAs(t, env, "", "pause", "web.demo2", "--instance", "envs"); err != nil || !strings.Contains(out, "paused: demo2/web") {
+		t.Fatalf("pause web.demo2: %v\n%s", err, out)
+	}
+	waitGone(t, hostsPath, "web.demo2")
+	if out, err := kubefwdAs(t, env, "", "env", "--instance", "envs"); err != nil || strings.Contains(out, "WEB_DEMO2") || !strings.Contains(out, "WEB_HOST") {
+		t.Errorf("env while web.demo2 is paused: %v\n%s", err, out)
+	}
+	if out, err := kubefwdAs(t, env, "", "status", "--instance", "envs"); err != nil || !strings.Contains(out, "paused: by you") {
+		t.Errorf("status while web.demo2 is paused: %v\n%s", err, out)
+	}
+	if out, err := kubefwdAs(t, env, "", "resume", "web.demo2", "--instance", "envs"); err != nil || !strings.Contains(out, "resumed: demo2/web") {
+		t.Fatalf("resume web.demo2: %v\n%s", err, out)
+	}
+	clustertest.WaitAnswers(t, hostsPath, "web.demo2", "demo2", in.stderr)
+	if got := clustertest.HostsAddr(hostsPath, "web.demo2"); got != vars["WEB_DEMO2_ADDR"] {
+		t.Errorf("web.demo2 came back at %s, not %s", got, vars["WEB_DEMO2_ADDR"])
+	}
+	for _, bad := range [][]string{{"pause"}, {"resume", "web"}} {
+		out, err := kubefwdAs(t, env, "", append(bad, "--instance", "envs")...)
+		if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("%v: %v, want an error in one line:\n%s", bad, err, out)
 		}
 	}
 

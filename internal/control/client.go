@@ -137,6 +137,20 @@ func (c *Client) Refresh(ctx context.Context, services ...string) ([]string, err
 	return out.Refreshed, err
 }
 
+// Pause stops forwarding the named Services until Resume.
+func (c *Client) Pause(ctx context.Context, services ...string) ([]string, error) {
+	var out ServicesResponse
+	err := c.do(ctx, http.MethodPost, "/v1/pause", ServicesRequest{Services: services}, &out)
+	return out.Services, err
+}
+
+// Resume forwards paused Services again.
+func (c *Client) Resume(ctx context.Context, services ...string) ([]string, error) {
+	var out ServicesResponse
+	err := c.do(ctx, http.MethodPost, "/v1/resume", ServicesRequest{Services: services}, &out)
+	return out.Services, err
+}
+
 // Namespaces lists what the instance forwards.
 func (c *Client) Namespaces(ctx context.Context) ([]api.ContextNamespaces, error) {
 	var out []api.ContextNamespaces

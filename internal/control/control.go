@@ -34,6 +34,8 @@ type Engine interface {
 	Status() api.Status
 	Refresh()
 	RefreshServices(services []string) ([]string, error)
+	Pause(services []string) ([]string, error)
+	Resume(services []string) ([]string, error)
 	Namespaces() []api.ContextNamespaces
 	ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error)
 	Subscribe() api.Subscription
@@ -150,6 +152,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("POST /v1/refresh", s.refresh)
+	mux.HandleFunc("POST /v1/pause", s.pauseOrResume("pause", s.Engine.Pause))
+	mux.HandleFunc("POST /v1/resume", s.pauseOrResume("resume", s.Engine.Resume))
 	mux.HandleFunc("GET /v1/namespaces", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Engine.Namespaces())
 	})
@@ -198,6 +202,39 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Log.Info("refresh requested", "services", done)
 	writeJSON(w, http.StatusOK, RefreshResponse{Refreshed: done})
+}
+
+// ServicesRequest is the body of POST /v1/pause and POST /v1/resume.
+type ServicesRequest struct {
+	Services []string `json:"services"`
+}
+
+// ServicesResponse lists the Services (namespace/service) a pause or a
+// resume changed.
+type ServicesResponse struct {
+	Services []string `json:"services"`
+}
+
+// pauseOrResume serves POST /v1/pause or /v1/resume: 400 without services,
+// 404 naming what matched nothing.
+func (s *Server) pauseOrResume(verb string, do func([]string) ([]string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req ServicesRequest
+		if !readJSON(w, r, &req, false) {
+			return
+		}
+		if len(req.Services) == 0 {
+			writeError(w, http.StatusBadRequest, verb+": name at least one service")
+			return
+		}
+		done, err := do(req.Services)
+		if err != nil {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		s.Log.Info(verb+" requested", "services", done)
+		writeJSON(w, http.StatusOK, ServicesResponse{Services: done})
+	}
 }
 
 // NamespacesRequest is the body of POST /v1/namespaces.

@@ -67,7 +67,9 @@ func (s *stubEngine) RefreshServices(services []string) ([]string, error) {
 	}
 	return services, nil
 }
-func (s *stubEngine) Namespaces() []api.ContextNamespaces { return nil }
+func (s *stubEngine) Pause(services []string) ([]string, error)  { return s.RefreshServices(services) }
+func (s *stubEngine) Resume(services []string) ([]string, error) { return s.RefreshServices(services) }
+func (s *stubEngine) Namespaces() []api.ContextNamespaces        { return nil }
 func (s *stubEngine) ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error) {
 	return api.NamespaceChange{Added: refs}, nil
 }
@@ -275,6 +277,10 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["Bad Name"]}`, 400, "not a valid name"},
 		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["a"]}{}`, 400, "more than one JSON value"},
 		{"POST", "/v1/refresh", `{"services":"web"}`, 400, "malformed request body"},
+		{"POST", "/v1/pause", `{"services":[]}`, 400, "pause: name at least one service"},
+		{"POST", "/v1/resume", "", 400, "needs a JSON body"},
+		{"POST", "/v1/pause", `{"services":["nope"]}`, 404, "no forwarded service matches nope"},
+		{"POST", "/v1/resume", `{"services":["web"]}`, 200, `{"services":["web"]}`},
 		{"POST", "/v1/stop", "", 501, "cannot be stopped"},
 		{"GET", "/v2/status", "", 404, "no such endpoint"},
 		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["` + strings.Repeat("a", 2<<20) + `"]}`, 400, "cannot read the request body"},

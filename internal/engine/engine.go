@@ -106,6 +106,7 @@ type Engine struct {
 	started  time.Time
 	statusMu sync.Mutex
 	status   map[catalog.Key][]forwardEntry // guarded by statusMu
+	paused   pausedSet                      // guarded by statusMu
 }
 
 type cluster struct {
@@ -173,6 +174,7 @@ func New(opts Options) (*Engine, error) {
 		conns:          map[net.Conn]struct{}{},
 		started:        time.Now(),
 		status:         map[catalog.Key][]forwardEntry{},
+		paused:         pausedSet{},
 		watchErrs:      map[string]string{},
 		watchFails:     map[string]int64{},
 	}
@@ -356,6 +358,14 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 		e.reportOnce(key, "not forwarded", key, "reason", desired.NotForwarded)
 		e.remove(key)
 		e.publish(key, nil, &desired, desired.NotForwarded)
+		return nil
+	}
+	if e.isPaused(key) {
+		if e.forwards[key] != nil {
+			e.log.Info("paused by the user", "service", key.String())
+		}
+		e.remove(key)
+		e.publishPaused(key, &desired)
 		return nil
 	}
 

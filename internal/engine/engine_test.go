@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -980,5 +981,80 @@ func TestFailoverFromDeadBackendBehindReadyEndpoint(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Errorf("%d connections failed while a ready pod existed (answers: %v)", failed, answered)
+	}
+}
+
+// Pausing a Service closes its listener and takes its names out of the
+// hosts file, live, leaving the others alone; status says it is paused and
+// by whom; resuming brings it back at the same address.
+func TestPauseAndResume(t *testing.T) {
+	c := clustertest.Shared(t)
+	app(t, c, "pausing", "web", 1)
+	app(t, c, "pausing", "api", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"pausing"}})
+	addr := f.waitName(t, "web")
+	f.waitName(t, "api")
+	sub := f.engine.Subscribe()
+	defer sub.Close()
+
+	if _, err := f.engine.Pause([]string{"nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("pausing an unknown service: %v", err)
+	}
+	done, err := f.engine.Pause([]string{"web"})
+	if err != nil || !slices.Equal(done, []string{"pausing/web"}) {
+		t.Fatalf("pause web: %v, %v", done, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, named := f.addr("web")
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "80"), time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		if !named && err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web still named (%v) or listening (%v) after pause", named, err == nil)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body, err := f.get(t, "api", 80); err != nil || !strings.HasPrefix(body, "pod=pausing/api-") {
+		t.Errorf("api, not paused: %q, %v", body, err)
+	}
+	var web api.Forward
+	for _, fs := range f.engine.Status().Forwards {
+		if fs.Service == "web" {
+			web = fs
+		}
+	}
+	if web.State != api.StatePaused || !strings.Contains(web.Reason, "by you") || web.Address != "" {
+		t.Errorf("paused web's status: %+v", web)
+	}
+	sawPaused := false
+	for !sawPaused {
+		select {
+		case ev := <-sub.Events():
+			sawPaused = ev.Type == api.EventForward && ev.Service == "web" && ev.State == api.StatePaused
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event says web is paused")
+		}
+	}
+	if _, err := f.engine.Pause([]string{"web"}); err == nil {
+		t.Error("pausing a paused service again was accepted as a new pause")
+	}
+
+	if _, err := f.engine.Resume([]string{"api"}); err == nil || !strings.Contains(err.Error(), "no paused service matches api") {
+		t.Errorf("resuming a service that is not paused: %v", err)
+	}
+	// By the name it had.
+	if done, err := f.engine.Resume([]string{"web"}); err != nil || !slices.Equal(done, []string{"pausing/web"}) {
+		t.Fatalf("resume web: %v, %v", done, err)
+	}
+	if again := f.waitName(t, "web"); again != addr {
+		t.Errorf("web came back at %s, not %s", again, addr)
+	}
+	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=pausing/web-") {
+		t.Errorf("web after resume: %q, %v", body, err)
 	}
 }

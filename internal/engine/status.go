@@ -105,6 +105,11 @@ func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Servic
 	for i := range entries {
 		entries[i].endpointPods = readyPods(entries[i].pfs)
 	}
+	e.record(key, entries)
+}
+
+// record makes entries key's status and tells event followers what changed.
+func (e *Engine) record(key catalog.Key, entries []forwardEntry) {
 	e.statusMu.Lock()
 	prev := e.status[key]
 	if len(entries) == 0 {
@@ -114,6 +119,16 @@ func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Servic
 	}
 	e.statusMu.Unlock()
 	e.reportChanges(prev, entries)
+}
+
+// publishPaused records a Service the user paused.
+func (e *Engine) publishPaused(key catalog.Key, desired *catalog.Service) {
+	base := api.Forward{Context: key.Context, Namespace: key.Namespace, Service: key.Name,
+		State: api.StatePaused, Reason: pausedReason(key)}
+	for _, s := range desired.Skipped {
+		base.Skipped = append(base.Skipped, s.Port+": "+s.Reason)
+	}
+	e.record(key, []forwardEntry{{Forward: base}})
 }
 
 func readyPods(pfs []*portForward) []string {
