@@ -63,6 +63,17 @@ func Handler(namespace, pod string, port int32) http.Handler {
 	return mux
 }
 
+// logged writes a line per request to w (when not nil) before serving it.
+func logged(h http.Handler, port int32, w io.Writer) http.Handler {
+	if w == nil {
+		return h
+	}
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "port %d: %s %s from %s\n", port, r.Method, r.URL.RequestURI(), r.RemoteAddr)
+		h.ServeHTTP(rw, r)
+	})
+}
+
 // Server is one running backend.
 type Server struct {
 	pod  int32 // the container port this server stands in for
@@ -76,6 +87,12 @@ type Server struct {
 
 // Start listens on 127.0.0.1 (a kernel-chosen port) and serves Handler.
 func Start(namespace, pod string, port int32) (*Server, error) {
+	return StartLogging(namespace, pod, port, nil)
+}
+
+// StartLogging is Start with an access log: a line per request, as a
+// container would print it (the pod's log, through kwok's Logs).
+func StartLogging(namespace, pod string, port int32, accessLog io.Writer) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("backend for %s/%s:%d: %w", namespace, pod, port, err)
@@ -86,7 +103,7 @@ func Start(namespace, pod string, port int32) (*Server, error) {
 		// An idle timeout, as real servers have: kwok does not pass a
 		// client's half-close on, so an idle keep-alive connection would
 		// otherwise stay open forever.
-		http:  &http.Server{Handler: Handler(namespace, pod, port), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second},
+		http:  &http.Server{Handler: logged(Handler(namespace, pod, port), port, accessLog), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second},
 		done:  make(chan struct{}),
 		conns: map[net.Conn]http.ConnState{},
 	}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +27,10 @@ import (
 	"github.com/kubefwd/kubefwd/test/devcluster/backend"
 )
 
+// LogsGVR is kwok's Logs resource: it tells kwok which file holds the log
+// of each container of the pod of the same name and namespace.
+var LogsGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
+
 // PortForwardGVR is kwok's PortForward resource: it tells kwok where to send
 // the streams of a port-forward to the pod of the same name and namespace.
 var PortForwardGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "portforwards"}
@@ -41,6 +48,7 @@ type backends struct {
 	client   kubernetes.Interface
 	dynamic  dynamic.Interface
 	log      io.Writer
+	logDir   string // the pods' container logs
 	queue    workqueue.TypedRateLimitingInterface[string]
 	pods     func(namespace, name string) (*corev1.Pod, error)
 	workers  sync.WaitGroup
@@ -55,8 +63,42 @@ type podBackend struct {
 	uid      types.UID
 	rv       uint64 // resourceVersion of the PortForward we wrote
 	servers  []*backend.Server
+	logs     []*containerLog
 	external bool // the PortForward was made by someone else
 }
+
+// containerLog is one container's log file, in the CRI format kwok reads
+// (`<RFC 3339 time> stdout F <line>`); the container's servers share it.
+type containerLog struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openContainerLog(path string) (*containerLog, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &containerLog{f: f}, nil
+}
+
+func (l *containerLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b []byte
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if line == "" {
+			continue
+		}
+		b = append(b, time.Now().UTC().Format(time.RFC3339Nano)+" stdout F "+strings.TrimSuffix(line, "\n")+"\n"...)
+	}
+	if _, err := l.f.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (l *containerLog) Close() error { return l.f.Close() }
 
 // Backing describes how one pod is backed.
 type Backing struct {
@@ -67,11 +109,12 @@ type Backing struct {
 	External bool
 }
 
-func newBackends(client kubernetes.Interface, dyn dynamic.Interface, logw io.Writer) *backends {
+func newBackends(client kubernetes.Interface, dyn dynamic.Interface, logw io.Writer, logDir string) *backends {
 	return &backends{
 		client:  client,
 		dynamic: dyn,
 		log:     logw,
+		logDir:  logDir,
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		state:   map[string]*podBackend{},
 		changed: make(chan struct{}),
@@ -129,9 +172,7 @@ func (b *backends) wait() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for key, pb := range b.state {
-		for _, s := range pb.servers {
-			s.Close()
-		}
+		pb.close()
 		delete(b.state, key)
 	}
 }
@@ -199,15 +240,23 @@ func (b *backends) sync(ctx context.Context, key string) error {
 	}
 
 	pb := &podBackend{uid: pod.UID}
-	var forwards []any
+	var forwards, logs []any
 	for _, ctr := range pod.Spec.Containers {
+		path := filepath.Join(b.logDir, ns+"_"+name+"_"+string(pod.UID)+"_"+ctr.Name+".log")
+		clog, err := openContainerLog(path)
+		if err != nil {
+			pb.close()
+			return err
+		}
+		pb.logs = append(pb.logs, clog)
+		logs = append(logs, map[string]any{"containers": []any{ctr.Name}, "logsFile": path, "follow": true})
 		for _, p := range ctr.Ports {
 			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
 				continue // kubelet port-forward carries TCP only
 			}
-			s, err := backend.Start(ns, name, p.ContainerPort)
+			s, err := backend.StartLogging(ns, name, p.ContainerPort, clog)
 			if err != nil {
-				closeAll(pb.servers)
+				pb.close()
 				return err
 			}
 			pb.servers = append(pb.servers, s)
@@ -241,13 +290,57 @@ func (b *backends) sync(ctx context.Context, key string) error {
 		written, err = client.Create(ctx, pf, metav1.CreateOptions{})
 	}
 	if err != nil {
-		closeAll(pb.servers)
+		pb.close()
 		return fmt.Errorf("write PortForward: %w", err)
+	}
+	if err := b.writeLogs(ctx, pod, logs); err != nil {
+		pb.close()
+		return err
 	}
 	// etcd revisions: kwok's informer sees PortForwards in this order.
 	pb.rv, _ = strconv.ParseUint(written.GetResourceVersion(), 10, 64)
 	b.set(key, pb)
 	return nil
+}
+
+// writeLogs points kwok at the pod's container logs, replacing a Logs
+// object left by an earlier pod of the same name.
+func (b *backends) writeLogs(ctx context.Context, pod *corev1.Pod, logs []any) error {
+	client := b.dynamic.Resource(LogsGVR).Namespace(pod.Namespace)
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "Logs",
+		"metadata": map[string]any{
+			"name":      pod.Name,
+			"namespace": pod.Namespace,
+			"labels":    map[string]any{ManagedByLabel: managedBy},
+			"ownerReferences": []any{map[string]any{
+				"apiVersion": "v1", "kind": "Pod", "name": pod.Name, "uid": string(pod.UID),
+			}},
+		},
+		"spec": map[string]any{"logs": logs},
+	}}
+	existing, err := client.Get(ctx, pod.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = client.Create(ctx, obj, metav1.CreateOptions{})
+	case err != nil:
+	default:
+		obj.SetResourceVersion(existing.GetResourceVersion())
+		_, err = client.Update(ctx, obj, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("write Logs: %w", err)
+	}
+	return nil
+}
+
+// close stops a pod's servers and closes its logs.
+func (pb *podBackend) close() {
+	closeAll(pb.servers)
+	for _, l := range pb.logs {
+		l.Close()
+	}
 }
 
 // deletePortForward removes the harness's PortForward for a pod that is gone.
@@ -292,7 +385,7 @@ func (b *backends) drop(key string, uid types.UID) {
 		for _, s := range pb.servers {
 			_ = s.Drain(ctx)
 		}
-		closeAll(pb.servers)
+		pb.close()
 	}()
 }
 

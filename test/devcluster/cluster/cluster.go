@@ -152,7 +152,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	backCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.stopBack = cancel
-	c.backends = newBackends(c.Clientset, c.Dynamic, logw)
+	logDir := filepath.Join(c.ClusterDir(), "pod-logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, err
+	}
+	c.backends = newBackends(c.Clientset, c.Dynamic, logw, logDir)
 	if err := c.backends.start(backCtx); err != nil {
 		return nil, err
 	}
@@ -190,7 +194,7 @@ func (c *Cluster) create(ctx context.Context) error {
 		"--kube-controller-manager-port", strconv.Itoa(ports[2]),
 		"--kube-scheduler-port", strconv.Itoa(ports[3]),
 		"--controller-port", strconv.Itoa(ports[4]),
-		"--enable-crds", "PortForward,ClusterPortForward",
+		"--enable-crds", "PortForward,ClusterPortForward,Logs",
 		"--kube-authorization",
 		"--disable-qps-limits",
 		"--extra-args", "kube-apiserver=service-cluster-ip-range=" + ServiceCIDR,
