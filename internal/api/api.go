@@ -190,3 +190,24 @@ type Subscription interface {
 	Dropped() bool
 	Close()
 }
+
+// LogsRequest asks for the log of one pod of a forwarded Service.
+type LogsRequest struct {
+	// Service is web, web.demo2, svc.ns, ns/svc or ctx/ns/svc, as for
+	// refresh.
+	Service string
+	// Pod is one of the Service's ready pods; the first when empty.
+	Pod string
+	// Container is needed when the pod has several.
+	Container string
+	// Tail is the number of last lines (all when 0).
+	Tail int64
+	// Follow streams new lines until the request ends.
+	Follow bool
+}
+
+// NotFoundError is an answer about something the request named that the
+// instance does not have (the API answers it with 404).
+type NotFoundError struct{ Message string }
+
+func (e *NotFoundError) Error() string { return e.Message }

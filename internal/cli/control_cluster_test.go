@@ -798,6 +798,15 @@ func TestEnvAndStatusOutputs(t *testing.T) {
 		}
 	}
 
+	// The pod's log, read by the instance: web has answered, so its pod
+	// logged the requests.
+	if out, err := kubefwdAs(t, env, "", "logs", "web", "--tail", "1", "--instance", "envs"); err != nil || !strings.Contains(out, "GET / from") || strings.Count(out, "\n") != 1 {
+		t.Errorf("logs web --tail 1: %v\n%s", err, out)
+	}
+	if out, err := kubefwdAs(t, env, "", "logs", "nope", "--instance", "envs"); err == nil || !strings.Contains(out, "no forwarded service matches nope") {
+		t.Errorf("logs nope: %v\n%s", err, out)
+	}
+
 	// Paused, a Service leaves env and shows paused in status; resumed, it
 	// is back where it was.
 	if out, err := kubefwdAs(t, env, "", "pause", "web.demo2", "--instance", "envs"); err != nil || !strings.Contains(out, "paused: demo2/web") {

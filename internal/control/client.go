@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,6 +151,33 @@ func (c *Client) Resume(ctx context.Context, services ...string) ([]string, erro
 	var out ServicesResponse
 	err := c.do(ctx, http.MethodPost, "/v1/resume", ServicesRequest{Services: services}, &out)
 	return out.Services, err
+}
+
+// Logs copies a pod's log to w (following it, if asked, until ctx ends).
+func (c *Client) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) error {
+	q := url.Values{"service": {req.Service}}
+	if req.Pod != "" {
+		q.Set("pod", req.Pod)
+	}
+	if req.Container != "" {
+		q.Set("container", req.Container)
+	}
+	if req.Tail > 0 {
+		q.Set("tail", strconv.FormatInt(req.Tail, 10))
+	}
+	if req.Follow {
+		q.Set("follow", "true")
+	}
+	stream := &http.Client{Transport: c.http.Transport} // a followed log has no overall timeout
+	resp, err := c.send(ctx, stream, http.MethodGet, "/v1/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return nil
 }
 
 // Namespaces lists what the instance forwards.

@@ -35,6 +35,7 @@ type Engine interface {
 	Refresh()
 	RefreshServices(services []string) ([]string, error)
 	Pause(services []string) ([]string, error)
+	Logs(ctx context.Context, req api.LogsRequest, w io.Writer) error
 	Resume(services []string) ([]string, error)
 	Namespaces() []api.ContextNamespaces
 	ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error)
@@ -152,6 +153,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("POST /v1/refresh", s.refresh)
+	mux.HandleFunc("GET /v1/logs", s.logs)
 	mux.HandleFunc("POST /v1/pause", s.pauseOrResume("pause", s.Engine.Pause))
 	mux.HandleFunc("POST /v1/resume", s.pauseOrResume("resume", s.Engine.Resume))
 	mux.HandleFunc("GET /v1/namespaces", func(w http.ResponseWriter, r *http.Request) {
@@ -202,6 +204,68 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Log.Info("refresh requested", "services", done)
 	writeJSON(w, http.StatusOK, RefreshResponse{Refreshed: done})
+}
+
+// logs streams a pod's log as plain text: GET /v1/logs?service=web&pod=&
+// container=&tail=100&follow=true. 400 for a malformed query, 404 for what
+// the instance does not forward, 502 when the cluster refuses or fails.
+// Once the log has begun, an error can only end the stream.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := api.LogsRequest{Service: q.Get("service"), Pod: q.Get("pod"), Container: q.Get("container")}
+	if req.Service == "" {
+		writeError(w, http.StatusBadRequest, "logs: name the service (?service=web)")
+		return
+	}
+	if t := q.Get("tail"); t != "" {
+		n, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("tail %q: want a number of lines, 0 or more", t))
+			return
+		}
+		req.Tail = n
+	}
+	if f := q.Get("follow"); f != "" {
+		follow, err := strconv.ParseBool(f)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("follow %q: want true or false", f))
+			return
+		}
+		req.Follow = follow
+	}
+	out := &flushingWriter{w: w, rc: http.NewResponseController(w)}
+	err := s.Engine.Logs(r.Context(), req, out)
+	if err == nil || out.started {
+		return
+	}
+	var nf *api.NotFoundError
+	if errors.As(err, &nf) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeError(w, http.StatusBadGateway, err.Error())
+}
+
+// flushingWriter sends each write at once (a followed log is read as it
+// comes) and starts the 200 answer with the first byte, so that an error
+// before any can still be a proper status.
+type flushingWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (f *flushingWriter) Write(p []byte) (int, error) {
+	if !f.started {
+		f.started = true
+		f.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		f.w.WriteHeader(http.StatusOK)
+	}
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
 }
 
 // ServicesRequest is the body of POST /v1/pause and POST /v1/resume.

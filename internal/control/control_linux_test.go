@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -70,6 +71,16 @@ func (s *stubEngine) RefreshServices(services []string) ([]string, error) {
 func (s *stubEngine) Pause(services []string) ([]string, error)  { return s.RefreshServices(services) }
 func (s *stubEngine) Resume(services []string) ([]string, error) { return s.RefreshServices(services) }
 func (s *stubEngine) Namespaces() []api.ContextNamespaces        { return nil }
+func (s *stubEngine) Logs(_ context.Context, req api.LogsRequest, w io.Writer) error {
+	switch req.Service {
+	case "nope":
+		return &api.NotFoundError{Message: "no forwarded service matches nope"}
+	case "broken":
+		return errors.New("pods \"web-1\" is forbidden")
+	}
+	_, err := fmt.Fprintf(w, "service=%s pod=%s container=%s tail=%d follow=%v\n", req.Service, req.Pod, req.Container, req.Tail, req.Follow)
+	return err
+}
 func (s *stubEngine) ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error) {
 	return api.NamespaceChange{Added: refs}, nil
 }
@@ -277,6 +288,13 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["Bad Name"]}`, 400, "not a valid name"},
 		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["a"]}{}`, 400, "more than one JSON value"},
 		{"POST", "/v1/refresh", `{"services":"web"}`, 400, "malformed request body"},
+		{"GET", "/v1/logs", "", 400, "name the service"},
+		{"GET", "/v1/logs?service=web&tail=x", "", 400, "want a number of lines"},
+		{"GET", "/v1/logs?service=web&tail=-1", "", 400, "want a number of lines"},
+		{"GET", "/v1/logs?service=web&follow=maybe", "", 400, "want true or false"},
+		{"GET", "/v1/logs?service=nope", "", 404, "no forwarded service matches nope"},
+		{"GET", "/v1/logs?service=broken", "", 502, "forbidden"},
+		{"GET", "/v1/logs?service=web&pod=web-1&container=app&tail=5&follow=true", "", 200, "service=web pod=web-1 container=app tail=5 follow=true"},
 		{"POST", "/v1/pause", `{"services":[]}`, 400, "pause: name at least one service"},
 		{"POST", "/v1/resume", "", 400, "needs a JSON body"},
 		{"POST", "/v1/pause", `{"services":["nope"]}`, 404, "no forwarded service matches nope"},

@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -1056,5 +1058,91 @@ func TestPauseAndResume(t *testing.T) {
 	}
 	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=pausing/web-") {
 		t.Errorf("web after resume: %q, %v", body, err)
+	}
+}
+
+// The log of a forwarded Service's pod, read by the instance: the lines the
+// pod printed (its backend logs each request), the last N, followed live;
+// nothing outside the Service's own pods.
+func TestLogs(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods, err := c.CreateApp(t.Context(), "logs", "web", 2, 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app(t, c, "logs", "api", 1)
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"logs"}})
+	f.waitName(t, "web")
+	f.waitName(t, "api")
+	slices.Sort(pods)
+	for range 4 { // round-robin: both pods answer and log
+		if _, err := f.get(t, "web", 80); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(req api.LogsRequest) (string, error) {
+		var b strings.Builder
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		err := f.engine.Logs(ctx, req, &b)
+		return b.String(), err
+	}
+	var out string
+	err = cluster.Poll(t.Context(), 20*time.Second, func(context.Context) (bool, error) {
+		out, err = read(api.LogsRequest{Service: "web"})
+		return err == nil && strings.Count(out, "GET / from") >= 2, nil
+	})
+	if err != nil {
+		t.Fatalf("the first pod's log (%s): %q, %v", pods[0], out, err)
+	}
+	if out, err := read(api.LogsRequest{Service: "web", Pod: pods[1], Tail: 1}); err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, "GET / from") {
+		t.Errorf("the last line of %s's log: %q, %v", pods[1], out, err)
+	}
+
+	// Followed: a request made now shows up, and cancelling ends it.
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- f.engine.Logs(ctx, api.LogsRequest{Service: "api", Tail: 1, Follow: true}, pw)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() { // the tail: the readiness probe of app()
+		t.Fatalf("followed log ended at once: %v", lines.Err())
+	}
+	if _, err := f.get(t, "api", 80); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		if lines.Scan() {
+			got <- lines.Text()
+		}
+		close(got)
+	}()
+	select {
+	case line := <-got:
+		if !strings.Contains(line, "GET / from") {
+			t.Errorf("followed line %q", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("a request made while following did not show up")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("following ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("following did not end with its context")
+	}
+
+	var nf *api.NotFoundError
+	for _, req := range []api.LogsRequest{{Service: "nope"}, {Service: "web", Pod: "api-0"}} {
+		if _, err := read(req); !errors.As(err, &nf) {
+			t.Errorf("%+v: %v, want a not-found error", req, err)
+		}
 	}
 }

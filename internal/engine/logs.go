@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubefwd/kubefwd/internal/api"
+	"github.com/kubefwd/kubefwd/internal/catalog"
+)
+
+// Logs copies the log of one pod of a forwarded Service to w, read with the
+// instance's own credentials, until the log ends (or, following, until ctx
+// does). Only the Service's own pods may be read: the API names a forward,
+// not any pod of the cluster. What the request names and the instance
+// does not have is an *api.NotFoundError.
+func (e *Engine) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) error {
+	key, pods, err := e.logTarget(req.Service)
+	if err != nil {
+		return err
+	}
+	pod := req.Pod
+	switch {
+	case pod == "" && len(pods) == 0:
+		return &api.NotFoundError{Message: fmt.Sprintf("%s has no ready pod to read a log from", req.Service)}
+	case pod == "":
+		pod = pods[0]
+	case !slices.Contains(pods, pod):
+		return &api.NotFoundError{Message: fmt.Sprintf("pod %q is not a ready pod of %s (its pods: %s)", pod, req.Service, strings.Join(pods, ", "))}
+	}
+	opts := &corev1.PodLogOptions{Container: req.Container, Follow: req.Follow}
+	if req.Tail > 0 {
+		opts.TailLines = &req.Tail
+	}
+	stream, err := e.clusters[key.Context].target.Client.CoreV1().Pods(key.Namespace).GetLogs(pod, opts).Stream(ctx)
+	if err != nil {
+		return fmt.Errorf("log of pod %s/%s: %w", key.Namespace, pod, err)
+	}
+	defer stream.Close()
+	if _, err := io.Copy(w, stream); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("log of pod %s/%s: %w", key.Namespace, pod, err)
+	}
+	return nil
+}
+
+// logTarget finds the one forward service names and its ready pods, sorted.
+func (e *Engine) logTarget(service string) (key catalog.Key, pods []string, err error) {
+	e.statusMu.Lock()
+	defer e.statusMu.Unlock()
+	keys, unknown := e.matchForwardsLocked([]string{service})
+	if len(unknown) > 0 {
+		return key, nil, &api.NotFoundError{Message: fmt.Sprintf("no forwarded service matches %s (see kubefwd status)", service)}
+	}
+	if len(keys) > 1 {
+		var names []string
+		for _, k := range keys {
+			names = append(names, k.Namespace+"/"+k.Name)
+		}
+		slices.Sort(names)
+		return key, nil, &api.NotFoundError{Message: fmt.Sprintf("%s names %d services (%s); name one", service, len(keys), strings.Join(names, ", "))}
+	}
+	key = keys[0]
+	for _, fe := range e.status[key] {
+		for _, pf := range fe.pfs {
+			for _, ep := range pf.eps.List() {
+				if !slices.Contains(pods, ep.Pod.Name) {
+					pods = append(pods, ep.Pod.Name)
+				}
+			}
+		}
+	}
+	slices.Sort(pods)
+	return key, pods, nil
+}
