@@ -51,7 +51,7 @@ func (e *Engine) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) err
 func (e *Engine) logTarget(service string) (key catalog.Key, pods []string, err error) {
 	e.statusMu.Lock()
 	defer e.statusMu.Unlock()
-	keys, unknown := e.matchForwardsLocked([]string{service})
+	keys, unknown := e.matchForwardsLocked([]string{service}, false)
 	if len(unknown) > 0 {
 		return key, nil, &api.NotFoundError{Message: fmt.Sprintf("no forwarded service matches %s (see kubefwd status)", service)}
 	}

@@ -23,7 +23,7 @@ func (e *Engine) Pause(services []string) ([]string, error) {
 		return nil, fmt.Errorf("name the services to pause (see kubefwd status)")
 	}
 	e.statusMu.Lock()
-	keys, unknown := e.matchForwardsLocked(services)
+	keys, unknown := e.matchForwardsLocked(services, false)
 	if len(unknown) > 0 {
 		e.statusMu.Unlock()
 		return nil, fmt.Errorf("no forwarded service matches %s (see kubefwd status)", strings.Join(unknown, ", "))
@@ -101,9 +101,9 @@ func pausedReason(key catalog.Key) string {
 
 // matchForwardsLocked finds the forwarded Services services name: a
 // hostname kubefwd wrote means that forward; otherwise svc, svc.ns, ns/svc
-// or ctx/ns/svc. It returns each key once, and what matched nothing.
-// statusMu held.
-func (e *Engine) matchForwardsLocked(services []string) (keys []catalog.Key, unknown []string) {
+// or ctx/ns/svc. With all, Services paused or not forwarded match too. It
+// returns each key once, and what matched nothing. statusMu held.
+func (e *Engine) matchForwardsLocked(services []string, all bool) (keys []catalog.Key, unknown []string) {
 	for _, want := range services {
 		byHostname := false
 		for _, entries := range e.status {
@@ -114,7 +114,10 @@ func (e *Engine) matchForwardsLocked(services []string) (keys []catalog.Key, unk
 		found := false
 		for key, entries := range e.status {
 			for _, fe := range entries {
-				if fe.State == api.StatePaused || byHostname && !slices.Contains(fe.Names, want) || !byHostname && !matches(want, key) {
+				// Paused and not-forwarded Services are not forwarded:
+				// nothing to pause, refresh or read logs from.
+				if !all && (fe.State == api.StatePaused || fe.State == api.StateNotForwarded) ||
+					byHostname && !slices.Contains(fe.Names, want) || !byHostname && !matches(want, key) {
 					continue
 				}
 				found = true

@@ -71,37 +71,16 @@ func (e *Engine) Refresh() {
 // error naming what matched nothing.
 func (e *Engine) RefreshServices(services []string) ([]string, error) {
 	e.statusMu.Lock()
+	keys, unknown := e.matchForwardsLocked(services, true)
 	matched := map[catalog.Key][]forward.Pod{}
-	var unknown []string
-	for _, want := range services {
-		// A name kubefwd wrote (web, web.demo2) means that one forward; a
-		// bare Service name no hostname matches means it in every
-		// namespace.
-		byHostname := false
-		for _, entries := range e.status {
-			for _, fs := range entries {
-				byHostname = byHostname || slices.Contains(fs.Names, want)
-			}
-		}
-		found := false
-		for key, entries := range e.status {
-			for _, fs := range entries {
-				if byHostname && !slices.Contains(fs.Names, want) || !byHostname && !matches(want, key) {
-					continue
-				}
-				found = true
-				if _, ok := matched[key]; !ok {
-					matched[key] = nil
-				}
-				for _, pf := range fs.pfs {
-					for _, ep := range pf.eps.List() {
-						matched[key] = append(matched[key], ep.Pod)
-					}
+	for _, key := range keys {
+		matched[key] = nil
+		for _, fs := range e.status[key] {
+			for _, pf := range fs.pfs {
+				for _, ep := range pf.eps.List() {
+					matched[key] = append(matched[key], ep.Pod)
 				}
 			}
-		}
-		if !found {
-			unknown = append(unknown, want)
 		}
 	}
 	e.statusMu.Unlock()
