@@ -188,6 +188,9 @@ type Subscription interface {
 	Events() <-chan Event
 	// Dropped says whether it ended because its reader was too slow.
 	Dropped() bool
+	// Recent is what happened before the subscription began (the instance
+	// keeps its last events), oldest first, without gap or repeat.
+	Recent() []Event
 	Close()
 }
 

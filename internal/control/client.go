@@ -180,6 +180,28 @@ func (c *Client) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) err
 	return nil
 }
 
+// RecentEvents returns the instance's last events (at most n), oldest
+// first, without following.
+func (c *Client) RecentEvents(ctx context.Context, n int) ([]api.Event, error) {
+	resp, err := c.send(ctx, c.http, http.MethodGet, "/v1/events?recent="+strconv.Itoa(n), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	out := []api.Event{}
+	for {
+		var ev api.Event
+		if err := dec.Decode(&ev); err != nil {
+			return nil, fmt.Errorf("reading events: %w", err)
+		}
+		if ev.Type == api.EventSubscribed {
+			return out, nil
+		}
+		out = append(out, ev)
+	}
+}
+
 // Namespaces lists what the instance forwards.
 func (c *Client) Namespaces(ctx context.Context) ([]api.ContextNamespaces, error) {
 	var out []api.ContextNamespaces

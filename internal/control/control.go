@@ -340,9 +340,18 @@ func (s *Server) namespaces(w http.ResponseWriter, r *http.Request) {
 }
 
 // events streams newline-delimited JSON until the client goes away or the
-// instance stops. A client that cannot keep up is dropped (forwarding
+// instance stops (GET /v1/events?recent=N starts with the last N events). A client that cannot keep up is dropped (forwarding
 // never waits for it) and told so in a last line.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	recent := 0
+	if v := r.URL.Query().Get("recent"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("recent %q: want a number of events, 0 or more", v))
+			return
+		}
+		recent = n
+	}
 	sub := s.Engine.Subscribe()
 	defer sub.Close()
 	rc := http.NewResponseController(w)
@@ -356,6 +365,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = rc.SetWriteDeadline(time.Time{}) // idle streams may wait for events forever
 		return true
+	}
+	// With ?recent=N, the last N events come first; the subscribed line
+	// marks where the live ones begin.
+	past := sub.Recent()
+	for _, ev := range past[max(0, len(past)-recent):] {
+		if !send(ev) {
+			return
+		}
 	}
 	if !send(api.Event{Time: time.Now(), Type: api.EventSubscribed}) {
 		return

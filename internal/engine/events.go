@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -11,8 +12,13 @@ import (
 type Subscription struct {
 	hub     *hub
 	ch      chan api.Event
-	dropped bool // guarded by hub.mu
+	recent  []api.Event // emitted before it began, oldest first
+	dropped bool        // guarded by hub.mu
 }
+
+// Recent returns the events emitted before the subscription began (at most
+// recentKept), oldest first: with Events, a history without gap or repeat.
+func (s *Subscription) Recent() []api.Event { return s.recent }
 
 // Events is closed when the subscription ends.
 func (s *Subscription) Events() <-chan api.Event { return s.ch }
@@ -29,18 +35,25 @@ func (s *Subscription) Dropped() bool {
 }
 
 // hub fans events out. Forwarding never waits for a reader: a subscriber
-// whose buffer is full is dropped, and learns it from Dropped.
+// whose buffer is full is dropped, and learns it from Dropped. It keeps the
+// most recent events for those who arrive later (a live view, an
+// assistant asking what just happened).
 type hub struct {
-	mu   sync.Mutex
-	subs map[*Subscription]struct{}
+	mu     sync.Mutex
+	subs   map[*Subscription]struct{}
+	recent []api.Event // oldest first, at most recentKept; guarded by mu
 }
 
-const subscriptionBuffer = 1024
+const (
+	subscriptionBuffer = 1024
+	recentKept         = 500
+)
 
 func (h *hub) subscribe() *Subscription {
 	s := &Subscription{hub: h, ch: make(chan api.Event, subscriptionBuffer)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	s.recent = slices.Clone(h.recent)
 	if h.subs == nil {
 		h.subs = map[*Subscription]struct{}{}
 	}
@@ -64,6 +77,10 @@ func (h *hub) emit(ev api.Event) {
 		ev.Time = time.Now()
 	}
 	h.mu.Lock()
+	if len(h.recent) == recentKept {
+		h.recent = slices.Delete(h.recent, 0, recentKept/10) // in steps, not one copy per event
+	}
+	h.recent = append(h.recent, ev)
 	var slow []*Subscription
 	for s := range h.subs {
 		select {
