@@ -113,7 +113,7 @@ func NewRoot(streams Streams) *cobra.Command {
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
 	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newStatusCommand(streams), newRefreshCommand(streams),
-		newEventsCommand(streams), newNamespacesCommand(streams), newStopCommand(streams), newPauseCommand(streams), newResumeCommand(streams), newLogsCommand(streams), newEnvCommand(streams), newHelperCommand(streams),
+		newEventsCommand(streams), newNamespacesCommand(streams), newStopCommand(streams), newPauseCommand(streams), newResumeCommand(streams), newLogsCommand(streams), newEnvCommand(streams), newMCPCommand(streams), newHelperCommand(streams),
 		newExecAsUserCommand())
 	return root
 }

@@ -27,10 +27,11 @@ var boundaries = []boundary{
 	{
 		pkgs: []string{"internal/engine", "internal/forward", "internal/catalog", "internal/hosts", "internal/loopback", "internal/names", "internal/api"},
 		// "testing" would drag test flags into the binary.
-		forbidden: []string{module + "internal/cli", module + "internal/control", module + "internal/helper", module + "internal/tilt", "testing"},
+		forbidden: []string{module + "internal/cli", module + "internal/control", module + "internal/helper", module + "internal/tilt", module + "internal/mcpserver", "testing"},
 	},
 	{
-		pkgs:      []string{"internal/control"},
+		// The control API and its clients link none of the engine.
+		pkgs:      []string{"internal/control", "internal/mcpserver", "internal/envvars"},
 		forbidden: []string{module + "internal/engine", module + "internal/forward", module + "internal/catalog", "k8s.io/client-go"},
 	},
 }
