@@ -458,8 +458,8 @@ func (e *Engine) remove(key catalog.Key) {
 			_ = e.opts.Aliases.Remove(pf.addr)
 		}
 	}
+	e.release(key) // while e.forwards still has its pods
 	delete(e.forwards, key)
-	e.release(key)
 	e.markHostsDirty()
 	e.tunnelsChanged[key.Context] = true
 }

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1144,5 +1145,67 @@ func TestLogs(t *testing.T) {
 		if _, err := read(req); !errors.As(err, &nf) {
 			t.Errorf("%+v: %v, want a not-found error", req, err)
 		}
+	}
+}
+
+// A headless Service taken out of forwarding (paused here; deleted or
+// unwatched goes through the same path) releases its pods' addresses with
+// its own: the saved state shows them last used then, not still in use.
+func TestRemovedServiceReleasesItsPods(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	if err := c.CreateNamespace(ctx, "release"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: "release", Name: "db", Selector: "db", Headless: true,
+		Ports: []corev1.ServicePort{cluster.ServicePort("pg", 5432, intstr.FromInt32(5432))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateStatefulSet(ctx, "release", "db", "db", 1, cluster.ContainerPort("pg", 5432)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitServiceReady(ctx, "release", "db", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"release"}, statePath: state})
+	f.waitName(t, "db-0.db")
+	if _, err := f.engine.Pause([]string{"db"}); err != nil {
+		t.Fatal(err)
+	}
+	err := cluster.Poll(ctx, 10*time.Second, func(context.Context) (bool, error) {
+		_, named := f.addr("db-0.db")
+		return !named, nil
+	})
+	if err != nil {
+		t.Fatal("db-0.db stayed in the hosts file")
+	}
+	released := time.Now()
+	time.Sleep(2 * time.Second) // a save now would stamp anything still in use
+	f.stop()
+
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		Addresses map[string]struct {
+			LastUsed time.Time `json:"lastUsed"`
+		} `json:"addresses"`
+	}
+	if err := json.Unmarshal(data, &saved); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for key, a := range saved.Addresses {
+		if strings.HasSuffix(key, "/release/db") || strings.HasSuffix(key, "/release/db/db-0") {
+			found++
+			if a.LastUsed.After(released.Add(time.Second)) {
+				t.Errorf("%s was still in use after its Service was removed (last used %s, removed by %s)", key, a.LastUsed.Format(time.StampMilli), released.Format(time.StampMilli))
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("the state holds %d of db's two addresses:\n%s", found, data)
 	}
 }
