@@ -143,18 +143,22 @@ func newStopCommand(streams Streams) *cobra.Command {
 func newEventsCommand(streams Streams) *cobra.Command {
 	var instance string
 	var asJSON bool
+	var recent int
 	cmd := &cobra.Command{
 		Use:   "events",
 		Short: "Follow a running kubefwd's state changes and errors as they happen",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if recent < 0 {
+				return UsageError{fmt.Errorf("--recent %d: want a number of events, 0 or more", recent)}
+			}
 			c, err := connect(instance)
 			if err != nil {
 				return err
 			}
 			enc := json.NewEncoder(streams.Out)
 			dropped := false
-			err = c.Events(cmd.Context(), func(ev api.Event) bool {
+			err = c.EventsSince(cmd.Context(), recent, func(ev api.Event) bool {
 				dropped = ev.Type == api.EventDropped
 				if asJSON {
 					return enc.Encode(ev) == nil
@@ -169,6 +173,7 @@ func newEventsCommand(streams Streams) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print newline-delimited JSON, one event per line")
+	cmd.Flags().IntVar(&recent, "recent", 0, "first print the last N events the instance kept (it keeps 500)")
 	instanceFlag(cmd, &instance)
 	return cmd
 }

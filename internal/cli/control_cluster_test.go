@@ -826,6 +826,32 @@ func TestEnvAndStatusOutputs(t *testing.T) {
 	if got := clustertest.HostsAddr(hostsPath, "web.demo2"); got != vars["WEB_DEMO2_ADDR"] {
 		t.Errorf("web.demo2 came back at %s, not %s", got, vars["WEB_DEMO2_ADDR"])
 	}
+	// The pause is in the instance's history, before the live stream.
+	ectx, ecancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer ecancel()
+	events := exec.CommandContext(ectx, kubefwdBinary(t), "events", "--recent", "100", "--json", "--instance", "envs")
+	events.Env, events.Dir = env, "/"
+	history, _ := events.Output() // ends when the timeout kills it
+	pausedAt, subscribedAt := -1, -1
+	for i, line := range strings.Split(strings.TrimSpace(string(history)), "\n") {
+		var ev api.Event
+		if json.Unmarshal([]byte(line), &ev) != nil {
+			continue
+		}
+		switch {
+		case ev.Type == api.EventForward && ev.Namespace == "demo2" && ev.State == api.StatePaused && pausedAt < 0:
+			pausedAt = i
+		case ev.Type == api.EventSubscribed:
+			subscribedAt = i
+		}
+	}
+	if pausedAt < 0 || subscribedAt < pausedAt {
+		t.Errorf("events --recent: the pause at line %d, subscribed at %d:\n%s", pausedAt, subscribedAt, history)
+	}
+	if out, err := kubefwdAs(t, env, "", "events", "--recent", "-1", "--instance", "envs"); err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("events --recent -1: %v\n%s", err, out)
+	}
+
 	for _, bad := range [][]string{{"pause"}, {"resume", "web"}} {
 		out, err := kubefwdAs(t, env, "", append(bad, "--instance", "envs")...)
 		if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 {

@@ -225,8 +225,14 @@ func (c *Client) Stop(ctx context.Context) error {
 // Events calls fn with each event until ctx ends, the instance stops, or fn
 // returns false.
 func (c *Client) Events(ctx context.Context, fn func(api.Event) bool) error {
+	return c.EventsSince(ctx, 0, fn)
+}
+
+// EventsSince is Events starting with the last recent events the instance
+// kept (they come before the subscribed line).
+func (c *Client) EventsSince(ctx context.Context, recent int, fn func(api.Event) bool) error {
 	stream := &http.Client{Transport: c.http.Transport} // no overall timeout: it follows for as long as asked
-	resp, err := c.send(ctx, stream, http.MethodGet, "/v1/events", nil)
+	resp, err := c.send(ctx, stream, http.MethodGet, "/v1/events?recent="+strconv.Itoa(recent), nil)
 	if err != nil {
 		return err
 	}
