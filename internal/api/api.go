@@ -7,6 +7,8 @@ package api
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -214,3 +216,26 @@ type LogsRequest struct {
 type NotFoundError struct{ Message string }
 
 func (e *NotFoundError) Error() string { return e.Message }
+
+// Match returns the indexes of the forwards want names, as every client
+// reads a Service name: a hostname kubefwd wrote (web, web.demo2) means the
+// forwards that carry it; otherwise svc (in every namespace), svc.ns, ns/svc
+// or ctx/ns/svc means that Service's forwards, its pods' included.
+func Match(forwards []Forward, want string) []int {
+	var hits []int
+	for i, f := range forwards {
+		if slices.Contains(f.Names, want) {
+			hits = append(hits, i)
+		}
+	}
+	if len(hits) > 0 {
+		return hits
+	}
+	for i, f := range forwards {
+		if want == f.Service || want == f.Service+"."+f.Namespace ||
+			strings.Contains(want, "/") && (want == f.Namespace+"/"+f.Service || want == f.Context+"/"+f.Namespace+"/"+f.Service) {
+			hits = append(hits, i)
+		}
+	}
+	return hits
+}

@@ -29,7 +29,7 @@ func For(st api.Status, services []string) ([]Var, error) {
 	want := map[int]bool{} // indexes into st.Forwards
 	var unknown []string
 	for _, w := range services {
-		hits := selectForwards(st.Forwards, w)
+		hits := api.Match(st.Forwards, w)
 		if len(hits) == 0 {
 			unknown = append(unknown, w)
 		}
@@ -71,36 +71,6 @@ func For(st api.Status, services []string) ([]Var, error) {
 		out = append(out, vars...)
 	}
 	return out, nil
-}
-
-// selectForwards returns the indexes of the forwards want names: a
-// hostname kubefwd wrote means that forward alone; otherwise a Service
-// name (svc, ns/svc, ctx/ns/svc) means its forwards, pods included.
-func selectForwards(forwards []api.Forward, want string) []int {
-	var hits []int
-	for i, f := range forwards {
-		if slices.Contains(f.Names, want) {
-			hits = append(hits, i)
-		}
-	}
-	if len(hits) > 0 {
-		return hits
-	}
-	for i, f := range forwards {
-		var path string
-		switch strings.Count(want, "/") {
-		case 0:
-			path = f.Service
-		case 1:
-			path = f.Namespace + "/" + f.Service
-		default:
-			path = f.Context + "/" + f.Namespace + "/" + f.Service
-		}
-		if want == path {
-			hits = append(hits, i)
-		}
-	}
-	return hits
 }
 
 // candidates are the prefixes f could have, most wanted first: its

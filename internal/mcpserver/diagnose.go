@@ -2,7 +2,6 @@ package mcpserver
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/kubefwd/kubefwd/internal/api"
@@ -29,10 +28,8 @@ func diagnose(st api.Status, service string) Diagnosis {
 	add := func(problem, fix string) { d.Findings = append(d.Findings, Finding{problem, fix}) }
 
 	var forwards []api.Forward
-	for _, f := range st.Forwards {
-		if slices.Contains(f.Names, service) || names(f, service) {
-			forwards = append(forwards, f)
-		}
+	for _, i := range api.Match(st.Forwards, service) {
+		forwards = append(forwards, st.Forwards[i])
 	}
 	for _, s := range st.HostsSkipped {
 		if s.Name == service {
@@ -101,16 +98,6 @@ func diagnose(st api.Status, service string) Diagnosis {
 		d.Findings = []Finding{}
 	}
 	return d
-}
-
-// names says whether want names f's Service as svc, svc.ns, ns/svc or
-// ctx/ns/svc.
-func names(f api.Forward, want string) bool {
-	switch want {
-	case f.Service, f.Service + "." + f.Namespace, f.Namespace + "/" + f.Service, f.Context + "/" + f.Namespace + "/" + f.Service:
-		return true
-	}
-	return false
 }
 
 // namespaceOf guesses the namespace a name points into: svc.ns, ns/svc,

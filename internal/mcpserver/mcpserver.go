@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -166,10 +165,8 @@ func (s *Server) mcp() *mcp.Server {
 				return nil, serviceDetail{}, err
 			}
 			var out serviceDetail
-			for _, f := range st.Forwards {
-				if slices.Contains(f.Names, in.Service) || names(f, in.Service) {
-					out.Forwards = append(out.Forwards, f)
-				}
+			for _, i := range api.Match(st.Forwards, in.Service) {
+				out.Forwards = append(out.Forwards, st.Forwards[i])
 			}
 			if len(out.Forwards) == 0 {
 				return nil, out, fmt.Errorf("no forwarded Service matches %q; list_services shows them, diagnose_service says why one is missing", in.Service)
