@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubefwd/kubefwd/internal/api"
+	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/internal/tilt"
 )
@@ -57,49 +58,42 @@ kubefwd status.`,
 }
 
 func newPauseCommand(streams Streams) *cobra.Command {
-	var instance string
-	cmd := &cobra.Command{
-		Use:   "pause SERVICE...",
-		Short: "Stop forwarding some Services of a running kubefwd, until kubefwd resume",
-		Long: `Closes the named Services' listeners and takes their names out of the hosts file,
+	return servicesCommand(streams, "pause", "paused",
+		"Stop forwarding some Services of a running kubefwd, until kubefwd resume",
+		`Closes the named Services' listeners and takes their names out of the hosts file,
 live; the others are untouched. kubefwd status shows them paused until
 kubefwd resume. A SERVICE is web, web.demo, demo/web or any name in kubefwd status.`,
-		Args: needServices("pause"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(instance)
-			if err != nil {
-				return err
-			}
-			done, err := c.Pause(cmd.Context(), args...)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(streams.Out, "paused: %s\n", strings.Join(done, ", "))
-			return nil
-		},
-	}
-	instanceFlag(cmd, &instance)
-	return cmd
+		(*control.Client).Pause)
 }
 
 func newResumeCommand(streams Streams) *cobra.Command {
+	return servicesCommand(streams, "resume", "resumed",
+		"Forward Services paused with kubefwd pause again",
+		`Forwards the named paused Services again, at the addresses and names they had.
+A SERVICE is the name it was paused by, web.demo, demo/web or ctx/demo/web.`,
+		(*control.Client).Resume)
+}
+
+// servicesCommand is a verb that acts on named Services of the instance and
+// says which it changed.
+func servicesCommand(streams Streams, verb, did, short, long string,
+	do func(*control.Client, context.Context, ...string) ([]string, error)) *cobra.Command {
 	var instance string
 	cmd := &cobra.Command{
-		Use:   "resume SERVICE...",
-		Short: "Forward Services paused with kubefwd pause again",
-		Long: `Forwards the named paused Services again, at the addresses and names they had.
-A SERVICE is the name it was paused by, web.demo, demo/web or ctx/demo/web.`,
-		Args: needServices("resume"),
+		Use:   verb + " SERVICE...",
+		Short: short,
+		Long:  long,
+		Args:  needServices(verb),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := connect(instance)
 			if err != nil {
 				return err
 			}
-			done, err := c.Resume(cmd.Context(), args...)
+			done, err := do(c, cmd.Context(), args...)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(streams.Out, "resumed: %s\n", strings.Join(done, ", "))
+			fmt.Fprintf(streams.Out, "%s: %s\n", did, strings.Join(done, ", "))
 			return nil
 		},
 	}

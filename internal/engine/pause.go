@@ -28,7 +28,6 @@ func (e *Engine) Pause(services []string) ([]string, error) {
 		e.statusMu.Unlock()
 		return nil, fmt.Errorf("no forwarded service matches %s (see kubefwd status)", strings.Join(unknown, ", "))
 	}
-	var done []string
 	for _, key := range keys {
 		if _, ok := e.paused[key]; !ok {
 			var names []string
@@ -37,14 +36,9 @@ func (e *Engine) Pause(services []string) ([]string, error) {
 			}
 			e.paused[key] = names
 		}
-		done = append(done, key.Namespace+"/"+key.Name)
 	}
 	e.statusMu.Unlock()
-	for _, key := range keys {
-		e.queue.Add(key)
-	}
-	slices.Sort(done)
-	return slices.Compact(done), nil
+	return e.requeue(keys), nil
 }
 
 // Resume forwards paused Services again: web, web.demo2 (the names they had),
@@ -73,17 +67,23 @@ func (e *Engine) Resume(services []string) ([]string, error) {
 		e.statusMu.Unlock()
 		return nil, fmt.Errorf("no paused service matches %s (see kubefwd status)", strings.Join(unknown, ", "))
 	}
-	var done []string
 	for _, key := range keys {
 		delete(e.paused, key)
-		done = append(done, key.Namespace+"/"+key.Name)
 	}
 	e.statusMu.Unlock()
+	return e.requeue(keys), nil
+}
+
+// requeue has the worker reconcile keys and names them, namespace/service,
+// sorted and each once.
+func (e *Engine) requeue(keys []catalog.Key) []string {
+	done := make([]string, 0, len(keys))
 	for _, key := range keys {
 		e.queue.Add(key)
+		done = append(done, key.Namespace+"/"+key.Name)
 	}
 	slices.Sort(done)
-	return slices.Compact(done), nil
+	return slices.Compact(done)
 }
 
 // isPaused is the worker's question.
