@@ -6,7 +6,9 @@
 package api
 
 import (
+	"cmp"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -77,6 +79,38 @@ type Forward struct {
 	Reason    string   `json:"reason,omitempty"`
 	Ports     []Port   `json:"ports,omitempty"`
 	Skipped   []string `json:"skipped,omitempty"` // ports not forwarded, with why
+	// Endpoints are the Service's pods as its EndpointSlices list them,
+	// ready or not (a headless pod entry: that pod).
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+}
+
+// Endpoint is one pod behind a Service.
+type Endpoint struct {
+	Pod         string `json:"pod"`
+	Node        string `json:"node,omitempty"`
+	IP          string `json:"ip,omitempty"`
+	Ready       bool   `json:"ready"`
+	Terminating bool   `json:"terminating,omitempty"`
+}
+
+// ForwardKey identifies a forward across snapshots.
+type ForwardKey struct {
+	Context   string `json:"context"`
+	Namespace string `json:"namespace"`
+	Service   string `json:"service"`
+	Pod       string `json:"pod,omitempty"`
+}
+
+// Key is the forward's identity.
+func (f *Forward) Key() ForwardKey {
+	return ForwardKey{Context: f.Context, Namespace: f.Namespace, Service: f.Service, Pod: f.Pod}
+}
+
+// CompareForwards is the order of Status.Forwards: by context, namespace,
+// Service, then the Service before its pods.
+func CompareForwards(a, b Forward) int {
+	return cmp.Or(cmp.Compare(a.Context, b.Context), cmp.Compare(a.Namespace, b.Namespace),
+		cmp.Compare(a.Service, b.Service), cmp.Compare(a.Pod, b.Pod))
 }
 
 // Port is one listening port of a forward.
@@ -97,6 +131,83 @@ type Port struct {
 	// LastError is why the last failed connection could not be carried.
 	LastError   string     `json:"lastError,omitempty"`
 	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+}
+
+// StatusUpdate is one line of the status stream (GET
+// /v1/status?watch=1s). The first is the whole status (Reset); each later
+// one has the small fields whole but only the forwards that changed since
+// the line before, and the keys of those that went. At thousands of
+// Services a follower so receives what moved, not everything every second.
+type StatusUpdate struct {
+	Reset bool `json:"reset,omitempty"`
+	Status
+	Removed []ForwardKey `json:"removed,omitempty"`
+}
+
+// Diff is the update that turns prev into next (both in CompareForwards
+// order, as an instance gives them).
+func Diff(prev, next Status) StatusUpdate {
+	u := StatusUpdate{Status: next}
+	u.Forwards = nil
+	old := make(map[ForwardKey]int, len(prev.Forwards))
+	for i := range prev.Forwards {
+		old[prev.Forwards[i].Key()] = i
+	}
+	for i := range next.Forwards {
+		k := next.Forwards[i].Key()
+		j, ok := old[k]
+		if !ok || !reflect.DeepEqual(prev.Forwards[j], next.Forwards[i]) {
+			u.Forwards = append(u.Forwards, next.Forwards[i])
+		}
+		delete(old, k)
+	}
+	for k := range old {
+		u.Removed = append(u.Removed, k)
+	}
+	slices.SortFunc(u.Removed, func(a, b ForwardKey) int {
+		return CompareForwards(Forward{Context: a.Context, Namespace: a.Namespace, Service: a.Service, Pod: a.Pod},
+			Forward{Context: b.Context, Namespace: b.Namespace, Service: b.Service, Pod: b.Pod})
+	})
+	return u
+}
+
+// Apply returns the status after u: u's own when it is a reset, else st
+// with u's fields, its changed forwards in place and its removed ones gone.
+// st is not modified.
+func (st Status) Apply(u StatusUpdate) Status {
+	next := u.Status
+	if u.Reset {
+		return next
+	}
+	changed := make(map[ForwardKey]Forward, len(u.Forwards))
+	for _, f := range u.Forwards {
+		changed[f.Key()] = f
+	}
+	gone := make(map[ForwardKey]bool, len(u.Removed))
+	for _, k := range u.Removed {
+		gone[k] = true
+	}
+	next.Forwards = make([]Forward, 0, len(st.Forwards)+len(u.Forwards))
+	for _, f := range st.Forwards {
+		k := f.Key()
+		if gone[k] {
+			continue
+		}
+		if c, ok := changed[k]; ok {
+			f = c
+			delete(changed, k)
+		}
+		next.Forwards = append(next.Forwards, f)
+	}
+	if len(changed) > 0 {
+		for _, f := range u.Forwards {
+			if _, ok := changed[f.Key()]; ok {
+				next.Forwards = append(next.Forwards, f)
+			}
+		}
+		slices.SortStableFunc(next.Forwards, CompareForwards)
+	}
+	return next
 }
 
 // ContextNamespaces is what one context forwards.

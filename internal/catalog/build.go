@@ -5,6 +5,7 @@
 package catalog
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,6 +55,18 @@ type Service struct {
 	// NonPodEndpoints counts ready endpoints that are not pods (port-forward
 	// cannot reach them).
 	NonPodEndpoints int
+	// Members are the pods the EndpointSlices list, ready or not, by name:
+	// what a user looks at when a name does not answer.
+	Members []Member
+}
+
+// Member is one pod behind a Service.
+type Member struct {
+	Pod         string
+	Node        string
+	IP          string
+	Ready       bool
+	Terminating bool
 }
 
 // Mapping maps Service ports to local ports (--mapping).
@@ -119,6 +132,7 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 				pods[ep.TargetRef.Name] = pi
 			}
 			pi.ready = pi.ready || isReady
+			out.addMember(ep, isReady)
 			for _, sp := range es.Ports {
 				if sp.Port == nil || (sp.Protocol != nil && *sp.Protocol != corev1.ProtocolTCP) {
 					continue
@@ -190,6 +204,26 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 		}
 	}
 	return out
+}
+
+// addMember records a pod endpoint; a pod listed in several slices (one
+// per address family) is one member, ready if any says so.
+func (s *Service) addMember(ep discoveryv1.Endpoint, ready bool) {
+	m := Member{Pod: ep.TargetRef.Name, Ready: ready, Terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating}
+	if ep.NodeName != nil {
+		m.Node = *ep.NodeName
+	}
+	if len(ep.Addresses) > 0 {
+		m.IP = ep.Addresses[0]
+	}
+	i, found := slices.BinarySearchFunc(s.Members, m.Pod, func(a Member, pod string) int { return strings.Compare(a.Pod, pod) })
+	if !found {
+		s.Members = slices.Insert(s.Members, i, m)
+		return
+	}
+	s.Members[i].Ready = s.Members[i].Ready || m.Ready
+	s.Members[i].Terminating = s.Members[i].Terminating && m.Terminating
+	s.Members[i].Node = cmp.Or(s.Members[i].Node, m.Node)
 }
 
 // localPort is a Service port and the local port it is to listen on.

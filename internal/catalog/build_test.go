@@ -31,6 +31,8 @@ type epSpec struct {
 	ready    bool
 	hostname string
 	notPod   bool
+	node     string
+	ending   bool // terminating
 }
 
 func slice(svcName string, ports map[string]int32, eps ...epSpec) *discoveryv1.EndpointSlice {
@@ -48,6 +50,12 @@ func slice(svcName string, ports map[string]int32, eps ...epSpec) *discoveryv1.E
 		}
 		if e.hostname != "" {
 			ep.Hostname = ptr.To(e.hostname)
+		}
+		if e.node != "" {
+			ep.NodeName = ptr.To(e.node)
+		}
+		if e.ending {
+			ep.Conditions.Terminating = ptr.To(true)
 		}
 		es.Endpoints = append(es.Endpoints, ep)
 	}
@@ -281,5 +289,26 @@ func TestBuildHeadlessSkipsBadPorts(t *testing.T) {
 	}
 	if len(got.Skipped) != 1 || !strings.Contains(got.Skipped[0].Reason, "target port 0") {
 		t.Errorf("skipped = %+v", got.Skipped)
+	}
+}
+
+// Every pod the slices list is a member, ready or not, once, in name order;
+// a pod in two slices (one per address family) is ready if either says so.
+func TestBuildMembers(t *testing.T) {
+	ports := map[string]int32{"http": 8080}
+	v4 := slice("web", ports,
+		epSpec{pod: "web-b", ready: false, node: "n2", ending: true},
+		epSpec{pod: "web-a", ready: true, node: "n1"},
+		epSpec{notPod: true, ready: true})
+	v6 := slice("web", ports, epSpec{pod: "web-c", ready: false, node: "n1"}, epSpec{pod: "web-a", ready: false, node: "n1"})
+	v6.Name, v6.AddressType = "web-y", discoveryv1.AddressTypeIPv6
+	got := Build("ctx", svc("web", nil, sp("http", 80, corev1.ProtocolTCP)), []*discoveryv1.EndpointSlice{v4, v6}, nil).Members
+	want := []Member{
+		{Pod: "web-a", Node: "n1", IP: "10.0.0.1", Ready: true},
+		{Pod: "web-b", Node: "n2", IP: "10.0.0.1", Terminating: true},
+		{Pod: "web-c", Node: "n1", IP: "10.0.0.1"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("members:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -131,6 +131,36 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	return st, err
 }
 
+// WatchStatus calls fn with the instance's status, then again every
+// interval with the changes applied, until ctx ends, the instance stops
+// (nil), or fn returns false. Only what changed crosses the socket.
+func (c *Client) WatchStatus(ctx context.Context, interval time.Duration, fn func(api.Status) bool) error {
+	stream := &http.Client{Transport: c.http.Transport} // follows for as long as asked
+	resp, err := c.send(ctx, stream, http.MethodGet, "/v1/status?watch="+url.QueryEscape(interval.String()), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	var st api.Status
+	for first := true; ; first = false {
+		var u api.StatusUpdate
+		if err := dec.Decode(&u); err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading status: %w", err)
+		}
+		if first && !u.Reset {
+			return errors.New("reading status: the stream did not begin with the whole status")
+		}
+		st = st.Apply(u)
+		if !fn(st) {
+			return nil
+		}
+	}
+}
+
 // Refresh asks the instance to reopen the tunnels of services (all when
 // none are named) and returns what it refreshed.
 func (c *Client) Refresh(ctx context.Context, services ...string) ([]string, error) {

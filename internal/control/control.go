@@ -144,9 +144,7 @@ func (s *Server) Serve(ctx context.Context, dir, id string) error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Engine.Status())
-	})
+	mux.HandleFunc("GET /v1/status", s.status)
 	// A registry of our own: no process-wide state.
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(newCollector(s.Engine))
@@ -173,6 +171,52 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see the README's Control API section)", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// Bounds of the status stream's interval.
+const (
+	minWatchInterval = 100 * time.Millisecond
+	maxWatchInterval = time.Minute
+)
+
+// status answers GET /v1/status with one snapshot, or with ?watch=1s a
+// stream of updates (newline-delimited api.StatusUpdate): the whole status
+// first, then every interval what changed, until the client goes away or
+// the instance stops. Each stream keeps its own last snapshot, so no
+// follower costs the others anything.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query().Get("watch")
+	if v == "" {
+		writeJSON(w, http.StatusOK, s.Engine.Status())
+		return
+	}
+	every, err := time.ParseDuration(v)
+	if err != nil || every < minWatchInterval || every > maxWatchInterval {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("watch %q: want an interval from %s to %s, such as 1s", v, minWatchInterval, maxWatchInterval))
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	prev := s.Engine.Status()
+	u := api.StatusUpdate{Reset: true, Status: prev}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if enc.Encode(u) != nil || rc.Flush() != nil {
+			return
+		}
+		_ = rc.SetWriteDeadline(time.Time{})
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+		next := s.Engine.Status()
+		u, prev = api.Diff(prev, next), next
+	}
 }
 
 // RefreshRequest is the body of POST /v1/refresh; no body or no services

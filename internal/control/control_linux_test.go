@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,14 +49,17 @@ func TestMain(m *testing.M) {
 }
 
 // stubEngine stands in for the engine: the API is what is tested here.
-type stubEngine struct{ refreshed atomic.Int32 }
+type stubEngine struct {
+	refreshed atomic.Int32
+	bytesIn   atomic.Int64 // web's, beyond 1000
+}
 
 func (s *stubEngine) Status() api.Status {
 	return api.Status{
 		Contexts: []string{"dev"},
 		Forwards: []api.Forward{
 			{Context: "dev", Namespace: "demo", Service: "web", State: api.StateActive,
-				Ports: []api.Port{{Port: 80, Local: 80, Connections: 2, BytesIn: 1000, BytesOut: 200}}},
+				Ports: []api.Port{{Port: 80, Local: 80, Connections: 2, BytesIn: 1000 + s.bytesIn.Load(), BytesOut: 200}}},
 			{Context: "dev", Namespace: "demo", Service: "external", State: api.StateNotForwarded},
 		},
 		Tunnels: []api.TunnelStats{{Context: "dev", Open: 1, Dials: 3, DialFailures: 1}},
@@ -138,6 +142,63 @@ func TestStatusAndRefresh(t *testing.T) {
 	}
 	if _, err := Connect(dir, ""); err != ErrNoInstance {
 		t.Errorf("Connect with nothing running = %v", err)
+	}
+}
+
+// The status stream starts whole, then carries only the forwards that
+// changed; its follower sees every change.
+func TestStatusStream(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kubefwd")
+	eng, stop := serve(t, dir, os.Getuid())
+	defer stop()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(dir, "inst.sock"))
+	}}}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://kubefwd/v1/status?watch=100ms", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	var first, quiet, moved api.StatusUpdate
+	if err := dec.Decode(&first); err != nil || !first.Reset || len(first.Forwards) != 2 {
+		t.Fatalf("first line: %+v, %v", first, err)
+	}
+	if err := dec.Decode(&quiet); err != nil || quiet.Reset || len(quiet.Forwards) != 0 || len(quiet.Tunnels) != 1 {
+		t.Fatalf("a line with nothing changed: %+v, %v", quiet, err)
+	}
+	eng.bytesIn.Add(5)
+	for moved.Forwards == nil {
+		if err := dec.Decode(&moved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(moved.Forwards) != 1 || moved.Forwards[0].Service != "web" || moved.Forwards[0].Ports[0].BytesIn != 1005 {
+		t.Fatalf("after web moved: %+v", moved.Forwards)
+	}
+
+	// The client's follower applies the updates.
+	c, err := Connect(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []int64
+	err = c.WatchStatus(ctx, 100*time.Millisecond, func(st api.Status) bool {
+		if len(st.Forwards) != 2 {
+			t.Errorf("follower lost a forward: %+v", st.Forwards)
+			return false
+		}
+		seen = append(seen, st.Forwards[0].Ports[0].BytesIn)
+		if len(seen) == 2 {
+			eng.bytesIn.Add(10)
+		}
+		return st.Forwards[0].Ports[0].BytesIn != 1015
+	})
+	if err != nil || seen[0] != 1005 || seen[len(seen)-1] != 1015 {
+		t.Fatalf("follower saw %v, %v", seen, err)
 	}
 }
 
@@ -301,6 +362,8 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/resume", `{"services":["web"]}`, 200, `{"services":["web"]}`},
 		{"POST", "/v1/stop", "", 501, "cannot be stopped"},
 		{"GET", "/v2/status", "", 404, "no such endpoint"},
+		{"GET", "/v1/status?watch=often", "", 400, "want an interval from 100ms to 1m0s"},
+		{"GET", "/v1/status?watch=10ms", "", 400, "want an interval from 100ms to 1m0s"},
 		{"POST", "/v1/namespaces", `{"op":"add","namespaces":["` + strings.Repeat("a", 2<<20) + `"]}`, 400, "cannot read the request body"},
 	}
 	for _, tt := range tests {

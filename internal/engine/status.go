@@ -2,7 +2,6 @@ package engine
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
@@ -33,9 +32,7 @@ func (e *Engine) Status() api.Status {
 		}
 	}
 	e.statusMu.Unlock()
-	slices.SortFunc(out, func(a, b api.Forward) int {
-		return strings.Compare(a.Context+"/"+a.Namespace+"/"+a.Service+"/"+a.Pod, b.Context+"/"+b.Namespace+"/"+b.Service+"/"+b.Pod)
-	})
+	slices.SortFunc(out, api.CompareForwards)
 	st := api.Status{Version: e.opts.Version, Started: e.started, Contexts: slices.Clone(e.contexts), Forwards: out, Namespaces: e.Namespaces()}
 	e.mu.Lock()
 	for _, s := range e.hostsSkipped {
@@ -80,6 +77,7 @@ func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Servic
 		for _, s := range desired.Skipped {
 			base.Skipped = append(base.Skipped, s.Port+": "+s.Reason)
 		}
+		base.Endpoints = members(desired.Members, "")
 	}
 	switch {
 	case f == nil && reason == "":
@@ -97,6 +95,7 @@ func (e *Engine) publish(key catalog.Key, f *svcForward, desired *catalog.Servic
 		for name, pf := range f.pods {
 			ps := forwardEntry{Forward: base}
 			ps.Pod, ps.Address, ps.Names = name, pf.addr.String(), pf.names
+			ps.Endpoints = members(desired.Members, name)
 			ps.Ports, ps.pfs = portStatuses(pf.ports)
 			ps.State, ps.Reason = portsState(ps.pfs, "")
 			entries = append(entries, ps)
@@ -128,7 +127,19 @@ func (e *Engine) publishPaused(key catalog.Key, desired *catalog.Service) {
 	for _, s := range desired.Skipped {
 		base.Skipped = append(base.Skipped, s.Port+": "+s.Reason)
 	}
+	base.Endpoints = members(desired.Members, "")
 	e.record(key, []forwardEntry{{Forward: base}})
+}
+
+// members is the Service's pods for its status (only pod, if given).
+func members(ms []catalog.Member, pod string) []api.Endpoint {
+	var out []api.Endpoint
+	for _, m := range ms {
+		if pod == "" || m.Pod == pod {
+			out = append(out, api.Endpoint{Pod: m.Pod, Node: m.Node, IP: m.IP, Ready: m.Ready, Terminating: m.Terminating})
+		}
+	}
+	return out
 }
 
 func readyPods(pfs []*portForward) []string {
