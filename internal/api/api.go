@@ -322,6 +322,15 @@ type LogsRequest struct {
 	Follow bool
 }
 
+// LogSource is the log a logs request reads: the pod, the container (the
+// pod's default one when none was asked for) and the pod's containers, for
+// a viewer that lets the user choose.
+type LogSource struct {
+	Pod        string   `json:"pod"`
+	Container  string   `json:"container,omitempty"`
+	Containers []string `json:"containers,omitempty"`
+}
+
 // NotFoundError is an answer about something the request named that the
 // instance does not have (the API answers it with 404).
 type NotFoundError struct{ Message string }

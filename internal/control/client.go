@@ -185,6 +185,20 @@ func (c *Client) Resume(ctx context.Context, services ...string) ([]string, erro
 
 // Logs copies a pod's log to w (following it, if asked, until ctx ends).
 func (c *Client) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) error {
+	_, body, err := c.LogStream(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if _, err := io.Copy(w, body); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading the log: %w", err)
+	}
+	return nil
+}
+
+// LogStream opens a pod's log: which pod and container it reads, and the
+// log itself, which the caller closes.
+func (c *Client) LogStream(ctx context.Context, req api.LogsRequest) (api.LogSource, io.ReadCloser, error) {
 	q := url.Values{"service": {req.Service}}
 	if req.Pod != "" {
 		q.Set("pod", req.Pod)
@@ -201,13 +215,13 @@ func (c *Client) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) err
 	stream := &http.Client{Transport: c.http.Transport} // a followed log has no overall timeout
 	resp, err := c.send(ctx, stream, http.MethodGet, "/v1/logs?"+q.Encode(), nil)
 	if err != nil {
-		return err
+		return api.LogSource{}, nil, err
 	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(w, resp.Body); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("reading the log: %w", err)
+	src := api.LogSource{Pod: resp.Header.Get(HeaderLogPod), Container: resp.Header.Get(HeaderLogContainer)}
+	if cs := resp.Header.Get(HeaderLogContainers); cs != "" {
+		src.Containers = strings.Split(cs, ",")
 	}
-	return nil
+	return src, resp.Body, nil
 }
 
 // RecentEvents returns the instance's last events (at most n), oldest

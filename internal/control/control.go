@@ -35,7 +35,7 @@ type Engine interface {
 	Refresh()
 	RefreshServices(services []string) ([]string, error)
 	Pause(services []string) ([]string, error)
-	Logs(ctx context.Context, req api.LogsRequest, w io.Writer) error
+	Logs(ctx context.Context, req api.LogsRequest, begin func(api.LogSource) io.Writer) error
 	Resume(services []string) ([]string, error)
 	Namespaces() []api.ContextNamespaces
 	ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error)
@@ -278,7 +278,13 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		req.Follow = follow
 	}
 	out := &flushingWriter{w: w, rc: http.NewResponseController(w)}
-	err := s.Engine.Logs(r.Context(), req, out)
+	err := s.Engine.Logs(r.Context(), req, func(src api.LogSource) io.Writer {
+		h := w.Header()
+		h.Set(HeaderLogPod, src.Pod)
+		h.Set(HeaderLogContainer, src.Container)
+		h.Set(HeaderLogContainers, strings.Join(src.Containers, ","))
+		return out
+	})
 	if err == nil || out.started {
 		return
 	}
@@ -289,6 +295,14 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	writeError(w, http.StatusBadGateway, err.Error())
 }
+
+// Headers of a logs answer: which pod and container it reads, and the
+// pod's containers (comma-separated).
+const (
+	HeaderLogPod        = "Kubefwd-Pod"
+	HeaderLogContainer  = "Kubefwd-Container"
+	HeaderLogContainers = "Kubefwd-Containers"
+)
 
 // flushingWriter sends each write at once (a followed log is read as it
 // comes) and starts the 200 answer with the first byte, so that an error

@@ -75,13 +75,14 @@ func (s *stubEngine) RefreshServices(services []string) ([]string, error) {
 func (s *stubEngine) Pause(services []string) ([]string, error)  { return s.RefreshServices(services) }
 func (s *stubEngine) Resume(services []string) ([]string, error) { return s.RefreshServices(services) }
 func (s *stubEngine) Namespaces() []api.ContextNamespaces        { return nil }
-func (s *stubEngine) Logs(_ context.Context, req api.LogsRequest, w io.Writer) error {
+func (s *stubEngine) Logs(_ context.Context, req api.LogsRequest, begin func(api.LogSource) io.Writer) error {
 	switch req.Service {
 	case "nope":
 		return &api.NotFoundError{Message: "no forwarded service matches nope"}
 	case "broken":
 		return errors.New("pods \"web-1\" is forbidden")
 	}
+	w := begin(api.LogSource{Pod: "web-1", Container: "app", Containers: []string{"app", "sidecar"}})
 	_, err := fmt.Fprintf(w, "service=%s pod=%s container=%s tail=%d follow=%v\n", req.Service, req.Pod, req.Container, req.Tail, req.Follow)
 	return err
 }
@@ -496,5 +497,26 @@ func TestHostileStaleCleanupOnlyOwnSockets(t *testing.T) {
 	stop()
 	if _, err := os.Lstat(filepath.Join(dir, "inst.sock")); err == nil {
 		t.Error("the socket stayed after the instance stopped")
+	}
+}
+
+// A log answer says which pod and container it reads, and what else the
+// pod has.
+func TestLogStreamSource(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kubefwd")
+	_, stop := serve(t, dir, os.Getuid())
+	defer stop()
+	c, err := Connect(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, body, err := c.LogStream(t.Context(), api.LogsRequest{Service: "web", Tail: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(body)
+	body.Close()
+	if src.Pod != "web-1" || src.Container != "app" || !slices.Equal(src.Containers, []string{"app", "sidecar"}) || !strings.Contains(string(b), "tail=3") {
+		t.Errorf("source %+v, body %q", src, b)
 	}
 }

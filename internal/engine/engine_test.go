@@ -1081,11 +1081,12 @@ func TestLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var src api.LogSource
 	read := func(req api.LogsRequest) (string, error) {
 		var b strings.Builder
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
-		err := f.engine.Logs(ctx, req, &b)
+		err := f.engine.Logs(ctx, req, func(s api.LogSource) io.Writer { src = s; return &b })
 		return b.String(), err
 	}
 	var out string
@@ -1096,6 +1097,9 @@ func TestLogs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the first pod's log (%s): %q, %v", pods[0], out, err)
 	}
+	if src.Pod != pods[0] || src.Container != "app" || !slices.Equal(src.Containers, []string{"app"}) {
+		t.Errorf("log source %+v, want pod %s, its one container app", src, pods[0])
+	}
 	if out, err := read(api.LogsRequest{Service: "web", Pod: pods[1], Tail: 1}); err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, "GET / from") {
 		t.Errorf("the last line of %s's log: %q, %v", pods[1], out, err)
 	}
@@ -1105,7 +1109,7 @@ func TestLogs(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- f.engine.Logs(ctx, api.LogsRequest{Service: "api", Tail: 1, Follow: true}, pw)
+		done <- f.engine.Logs(ctx, api.LogsRequest{Service: "api", Tail: 1, Follow: true}, func(api.LogSource) io.Writer { return pw })
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -1141,7 +1145,7 @@ func TestLogs(t *testing.T) {
 	}
 
 	var nf *api.NotFoundError
-	for _, req := range []api.LogsRequest{{Service: "nope"}, {Service: "web", Pod: "api-0"}} {
+	for _, req := range []api.LogsRequest{{Service: "nope"}, {Service: "web", Pod: "api-0"}, {Service: "web", Container: "sidecar"}} {
 		if _, err := read(req); !errors.As(err, &nf) {
 			t.Errorf("%+v: %v, want a not-found error", req, err)
 		}

@@ -8,17 +8,19 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 )
 
-// Logs copies the log of one pod of a forwarded Service to w, read with the
-// instance's own credentials, until the log ends (or, following, until ctx
-// does). Only the Service's own pods may be read: the API names a forward,
-// not any pod of the cluster. What the request names and the instance
-// does not have is an *api.NotFoundError.
-func (e *Engine) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) error {
+// Logs copies the log of one pod of a forwarded Service to the writer
+// begin returns once the source is known, read with the instance's own
+// credentials, until the log ends (or, following, until ctx does). Only the
+// Service's own pods may be read: the API names a forward, not any pod of
+// the cluster. What the request names and the instance does not have is an
+// *api.NotFoundError.
+func (e *Engine) Logs(ctx context.Context, req api.LogsRequest, begin func(api.LogSource) io.Writer) error {
 	key, pods, err := e.logTarget(req.Service)
 	if err != nil {
 		return err
@@ -32,19 +34,51 @@ func (e *Engine) Logs(ctx context.Context, req api.LogsRequest, w io.Writer) err
 	case !slices.Contains(pods, pod):
 		return &api.NotFoundError{Message: fmt.Sprintf("pod %q is not a ready pod of %s (its pods: %s)", pod, req.Service, strings.Join(pods, ", "))}
 	}
-	opts := &corev1.PodLogOptions{Container: req.Container, Follow: req.Follow}
+	podAPI := e.clusters[key.Context].target.Client.CoreV1().Pods(key.Namespace)
+	src := api.LogSource{Pod: pod, Container: req.Container}
+	// The pod's containers, to choose the default as kubectl does and to
+	// offer the others; without the right to read the pod, the cluster's
+	// own answer about containers stands.
+	if p, err := podAPI.Get(ctx, pod, metav1.GetOptions{}); err == nil {
+		for _, c := range p.Spec.Containers {
+			src.Containers = append(src.Containers, c.Name)
+		}
+		switch {
+		case src.Container == "":
+			src.Container = defaultContainer(p)
+		case !slices.Contains(src.Containers, src.Container):
+			return &api.NotFoundError{Message: fmt.Sprintf("pod %s has no container %q (its containers: %s)", pod, src.Container, strings.Join(src.Containers, ", "))}
+		}
+	}
+	opts := &corev1.PodLogOptions{Container: src.Container, Follow: req.Follow}
 	if req.Tail > 0 {
 		opts.TailLines = &req.Tail
 	}
-	stream, err := e.clusters[key.Context].target.Client.CoreV1().Pods(key.Namespace).GetLogs(pod, opts).Stream(ctx)
+	stream, err := podAPI.GetLogs(pod, opts).Stream(ctx)
 	if err != nil {
 		return fmt.Errorf("log of pod %s/%s: %w", key.Namespace, pod, err)
 	}
 	defer stream.Close()
-	if _, err := io.Copy(w, stream); err != nil && ctx.Err() == nil {
+	if _, err := io.Copy(begin(src), stream); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("log of pod %s/%s: %w", key.Namespace, pod, err)
 	}
 	return nil
+}
+
+// defaultContainer is the container kubectl reads when none is named: the
+// one the pod's kubectl.kubernetes.io/default-container annotation names,
+// else the first.
+func defaultContainer(p *corev1.Pod) string {
+	want := p.Annotations["kubectl.kubernetes.io/default-container"]
+	for _, c := range p.Spec.Containers {
+		if c.Name == want {
+			return want
+		}
+	}
+	if len(p.Spec.Containers) > 0 {
+		return p.Spec.Containers[0].Name
+	}
+	return ""
 }
 
 // logTarget finds the one forward service names and its ready pods, sorted.
