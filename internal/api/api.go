@@ -242,6 +242,14 @@ func (r NamespaceRef) String() string {
 	return r.Context + "/" + r.Namespace
 }
 
+// ClusterNamespaces are the namespaces one context's cluster has, for a
+// user choosing what to forward (Error says why they could not be listed).
+type ClusterNamespaces struct {
+	Context    string   `json:"context"`
+	Namespaces []string `json:"namespaces"`
+	Error      string   `json:"error,omitempty"`
+}
+
 // Namespace changes: the op of a change request.
 const (
 	NamespacesSet    = "set"

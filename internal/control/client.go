@@ -253,6 +253,13 @@ func (c *Client) Namespaces(ctx context.Context) ([]api.ContextNamespaces, error
 	return out, err
 }
 
+// ClusterNamespaces lists the namespaces each context's cluster has.
+func (c *Client) ClusterNamespaces(ctx context.Context) ([]api.ClusterNamespaces, error) {
+	var out []api.ClusterNamespaces
+	err := c.do(ctx, http.MethodGet, "/v1/cluster/namespaces", nil, &out)
+	return out, err
+}
+
 // ChangeNamespaces sets, adds or removes namespaces (`ns` or `context/ns`).
 func (c *Client) ChangeNamespaces(ctx context.Context, op string, namespaces []string) (api.NamespaceChange, error) {
 	var out api.NamespaceChange

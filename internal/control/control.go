@@ -38,6 +38,7 @@ type Engine interface {
 	Logs(ctx context.Context, req api.LogsRequest, begin func(api.LogSource) io.Writer) error
 	Resume(services []string) ([]string, error)
 	Namespaces() []api.ContextNamespaces
+	ClusterNamespaces(ctx context.Context) []api.ClusterNamespaces
 	ChangeNamespaces(op string, refs []namespaces.Ref) (api.NamespaceChange, error)
 	Subscribe() api.Subscription
 }
@@ -158,6 +159,9 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, s.Engine.Namespaces())
 	})
 	mux.HandleFunc("POST /v1/namespaces", s.namespaces)
+	mux.HandleFunc("GET /v1/cluster/namespaces", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Engine.ClusterNamespaces(r.Context()))
+	})
 	mux.HandleFunc("POST /v1/stop", func(w http.ResponseWriter, r *http.Request) {
 		if s.Stop == nil {
 			writeError(w, http.StatusNotImplemented, "this instance cannot be stopped through the API")

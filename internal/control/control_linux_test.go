@@ -75,6 +75,9 @@ func (s *stubEngine) RefreshServices(services []string) ([]string, error) {
 func (s *stubEngine) Pause(services []string) ([]string, error)  { return s.RefreshServices(services) }
 func (s *stubEngine) Resume(services []string) ([]string, error) { return s.RefreshServices(services) }
 func (s *stubEngine) Namespaces() []api.ContextNamespaces        { return nil }
+func (s *stubEngine) ClusterNamespaces(context.Context) []api.ClusterNamespaces {
+	return []api.ClusterNamespaces{{Context: "dev", Namespaces: []string{"default", "demo"}}}
+}
 func (s *stubEngine) Logs(_ context.Context, req api.LogsRequest, begin func(api.LogSource) io.Writer) error {
 	switch req.Service {
 	case "nope":
@@ -509,6 +512,9 @@ func TestLogStreamSource(t *testing.T) {
 	c, err := Connect(dir, "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cns, err := c.ClusterNamespaces(t.Context()); err != nil || len(cns) != 1 || !slices.Equal(cns[0].Namespaces, []string{"default", "demo"}) {
+		t.Errorf("cluster namespaces: %+v, %v", cns, err)
 	}
 	src, body, err := c.LogStream(t.Context(), api.LogsRequest{Service: "web", Tail: 3})
 	if err != nil {

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
@@ -25,6 +28,27 @@ func (e *Engine) Namespaces() []api.ContextNamespaces {
 			})
 		}
 		out = append(out, api.ContextNamespaces{Context: name, All: cl.target.AllNamespaces, Namespaces: states})
+	}
+	return out
+}
+
+// ClusterNamespaces lists the namespaces of every context's cluster, read
+// with the instance's credentials (a user who may not list them gets the
+// reason, and can still name one).
+func (e *Engine) ClusterNamespaces(ctx context.Context) []api.ClusterNamespaces {
+	out := make([]api.ClusterNamespaces, 0, len(e.contexts))
+	for _, name := range e.contexts {
+		cn := api.ClusterNamespaces{Context: name, Namespaces: []string{}}
+		list, err := e.clusters[name].target.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			cn.Error = err.Error()
+		} else {
+			for _, ns := range list.Items {
+				cn.Namespaces = append(cn.Namespaces, ns.Name)
+			}
+			slices.Sort(cn.Namespaces)
+		}
+		out = append(out, cn)
 	}
 	return out
 }
