@@ -16,9 +16,10 @@ func main() {
 	// One logger for the process: ours and client-go's (klog) lines go to
 	// stderr in the same format; -v lowers the level later.
 	level := new(slog.LevelVar)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	sink := cli.NewLogSink(os.Stderr) // the live view may take it into a pane
+	log := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: level}))
 	klog.SetSlogLogger(log)
 	os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Streams{
-		In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Log: log, Level: level,
+		In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Log: log, Level: level, LogSink: sink,
 	}))
 }

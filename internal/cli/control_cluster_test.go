@@ -110,6 +110,28 @@ func within(t *testing.T, what string, took, limit time.Duration) {
 	}
 }
 
+// nobodysKubeconfig writes the cluster's kubeconfig, its credentials
+// inlined, into base as a file of nobody's: under sudo kubefwd reads it with
+// the invoking user's rights.
+func nobodysKubeconfig(t *testing.T, c *cluster.Cluster, base string) string {
+	t.Helper()
+	kubeconfig := filepath.Join(base, "kubeconfig")
+	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(kubeconfig, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
+}
+
 // TestControlWithoutRoot: an instance started by root under sudo (SUDO_UID
 // of nobody) is steered by nobody without any privilege, and refused to a
 // third user; namespaces change live; metrics parse; stop cleans up.
@@ -133,28 +155,16 @@ func TestControlWithoutRoot(t *testing.T) {
 	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig := filepath.Join(base, "kubeconfig")
-	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
-	if err != nil {
+	kubeconfig := nobodysKubeconfig(t, c, base)
+	if err := os.Chown(hostsPath, 65534, 65534); err != nil {
 		t.Fatal(err)
-	}
-	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{hostsPath, kubeconfig} {
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
 	}
 	in := startInstanceKubeconfig(t, kubeconfig, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "ctl")
 	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 
 	// status as nobody: every demo forward, with its state and traffic.
 	var st api.Status
-	err = cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
+	err := cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
 		out, err := kubefwdAs(t, env, "nobody", "status", "--json")
 		if err != nil {
 			return false, fmt.Errorf("status as nobody: %v\n%s", err, out)

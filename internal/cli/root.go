@@ -32,6 +32,9 @@ type Streams struct {
 	// raises. When nil, commands log to Err at their own level.
 	Log   *slog.Logger
 	Level *slog.LevelVar
+	// LogSink, when set, is where Log writes; kubefwd svc --tui moves it
+	// into the view's pane.
+	LogSink *LogSink
 }
 
 // UsageError marks an error in the user's input; Main exits with ExitUsage.
@@ -113,7 +116,7 @@ func NewRoot(streams Streams) *cobra.Command {
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
 	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newStatusCommand(streams), newRefreshCommand(streams),
-		newEventsCommand(streams), newNamespacesCommand(streams), newStopCommand(streams), newPauseCommand(streams), newResumeCommand(streams), newLogsCommand(streams), newEnvCommand(streams), newMCPCommand(streams), newHelperCommand(streams),
+		newEventsCommand(streams), newNamespacesCommand(streams), newStopCommand(streams), newPauseCommand(streams), newResumeCommand(streams), newLogsCommand(streams), newEnvCommand(streams), newMCPCommand(streams), newUICommand(streams), newHelperCommand(streams),
 		newExecAsUserCommand())
 	return root
 }

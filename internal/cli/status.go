@@ -114,7 +114,7 @@ func printStatus(streams Streams, st api.Status, wide bool) {
 		if f.Reason != "" && f.State != api.StateActive {
 			state += ": " + f.Reason
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s", name, orDash(f.Address), orDash(strings.Join(ports, ",")), state, eps, conns, bytes(in), bytes(out))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s", name, orDash(f.Address), orDash(strings.Join(ports, ",")), state, eps, conns, byteSize(in), byteSize(out))
 		if wide {
 			if lastErr != "" {
 				lastErr = lastAt.Local().Format(time.TimeOnly) + " " + lastErr
@@ -142,7 +142,7 @@ func orDash(s string) string {
 	return s
 }
 
-func bytes(n int64) string {
+func byteSize(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))

@@ -33,6 +33,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/kube"
 	"github.com/kubefwd/kubefwd/internal/loopback"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
+	"github.com/kubefwd/kubefwd/internal/tui"
 )
 
 // svcOptions are `kubefwd svc`'s flags and what Complete derives from them.
@@ -62,6 +63,7 @@ type svcOptions struct {
 	helperSocket  string
 	hostsPathSet  bool
 	profileDir    string
+	tui           bool
 
 	// Set by Complete.
 	log      *slog.Logger
@@ -74,6 +76,8 @@ type svcOptions struct {
 	// helperErr says why a reachable helper was not used (it refused this
 	// user), for the privilege errors that may follow.
 	helperErr error
+	// viewLog carries the log to the live view's pane (--tui).
+	viewLog *lineChan
 }
 
 // helperSession is what svc uses of a session with the privileged helper.
@@ -131,6 +135,7 @@ func newSvcCommand(streams Streams) *cobra.Command {
 	f.StringVar(&o.instance, "instance", "", "name this instance, for kubefwd status/refresh/namespaces --instance (default: a random id)")
 	f.StringVar(&o.helperMode, "helper", "auto", "use the privileged helper (kubefwd helper install) for listeners and hosts entries: auto (when not root and one is running), always, never")
 	f.StringVar(&o.helperSocket, "helper-socket", defaultHelperSocket(), "the privileged helper's Unix socket")
+	f.BoolVar(&o.tui, "tui", false, "show the live view in this terminal (the log goes to a pane; q stops kubefwd); kubefwd ui attaches one to a running kubefwd")
 	f.StringVar(&o.profileDir, "profile-dir", "", "write CPU, allocation and heap profiles of this run into this directory")
 	_ = f.MarkHidden("profile-dir") // for make bench; not a user feature
 	// kubectl's client flags (--as, --request-timeout, --user, …) work as
@@ -146,10 +151,19 @@ func (o *svcOptions) complete() error {
 	if o.verbose {
 		level = slog.LevelDebug
 	}
-	if o.streams.Log != nil && o.streams.Level != nil {
+	if o.tui {
+		if err := needTerminal("kubefwd svc --tui"); err != nil {
+			return err
+		}
+		o.viewLog = newLineChan(1000)
+	}
+	switch {
+	case o.streams.Log != nil && o.streams.Level != nil:
 		o.streams.Level.Set(level)
 		o.log = o.streams.Log
-	} else {
+	case o.tui:
+		o.log = slog.New(slog.NewTextHandler(o.viewLog, &slog.HandlerOptions{Level: level}))
+	default:
 		o.log = slog.New(slog.NewTextHandler(o.streams.Err, &slog.HandlerOptions{Level: level}))
 	}
 
@@ -416,6 +430,17 @@ func (o *svcOptions) run(ctx context.Context) error {
 		apiDone <- err
 	}()
 
+	viewDone := make(chan struct{})
+	if o.tui {
+		go func() {
+			defer close(viewDone)
+			o.runView(ctx, uid, name)
+			cancel() // quitting the view stops kubefwd
+		}()
+	} else {
+		close(viewDone)
+	}
+
 	followDone := make(chan error, 1)
 	if o.nsFile != "" {
 		go func() { followDone <- o.followFile(ctx, eng) }()
@@ -424,11 +449,31 @@ func (o *svcOptions) run(ctx context.Context) error {
 	}
 	runErr := eng.Run(ctx)
 	cancel()
+	<-viewDone
 	<-apiDone
 	if err := <-followDone; err != nil {
 		o.log.Warn("namespaces file", "err", err)
 	}
 	return runErr
+}
+
+// runView shows the live view attached to this instance's own control
+// socket (the same API every client uses), with the log in its pane, until
+// the user quits or ctx ends; the log then comes back to the terminal, in
+// time for what shutting down says.
+func (o *svcOptions) runView(ctx context.Context, uid int, name string) {
+	if o.streams.LogSink != nil {
+		restore := o.streams.LogSink.Redirect(o.viewLog)
+		defer restore()
+	}
+	err := tui.Run(ctx, tui.Options{
+		Connect:  func() (tui.Backend, error) { return control.Connect(control.Dir(uid), name) },
+		Instance: name,
+		OwnLog:   o.viewLog.ch,
+	})
+	if err != nil {
+		o.log.Error("the live view failed; kubefwd stops", "err", err)
+	}
 }
 
 // followFile applies the namespaces file whenever it changes.
