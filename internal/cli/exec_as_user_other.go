@@ -14,7 +14,7 @@ func newExecAsUserCommand() *cobra.Command {
 		Use:    execAsUserCommand,
 		Hidden: true,
 		RunE: func(*cobra.Command, []string) error {
-			return UsageError{errors.New("exec-as-user is not available on this platform")}
+			return UsageError{Err: errors.New("exec-as-user is not available on this platform")}
 		},
 	}
 }

@@ -28,7 +28,7 @@ func newExecAsUserCommand() *cobra.Command {
 		Args:   cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if uid <= 0 || gid < 0 {
-				return UsageError{errors.New("exec-as-user: --uid and --gid of a user other than root are required")}
+				return UsageError{Err: errors.New("exec-as-user: --uid and --gid of a user other than root are required")}
 			}
 			if err := syscall.Setgroups(append([]int{gid}, groups...)); err != nil {
 				return fmt.Errorf("exec-as-user: setgroups: %w", err)

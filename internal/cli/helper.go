@@ -53,7 +53,7 @@ func newHelperRunCommand(streams Streams) *cobra.Command {
 			}
 			allowDomains, err := helper.ParseAllowDomains(domains)
 			if err != nil {
-				return UsageError{err}
+				return UsageError{Err: err}
 			}
 			if os.Geteuid() != 0 {
 				return PrivilegeError{errors.New("the helper must run as root: sudo kubefwd helper run, or install it as a service with sudo kubefwd helper install")}
@@ -91,7 +91,7 @@ func newHelperInstallCommand(streams Streams) *cobra.Command {
 			}
 			allowDomains, err := helper.ParseAllowDomains(domains)
 			if err != nil {
-				return UsageError{err}
+				return UsageError{Err: err}
 			}
 			if len(allow) == 0 {
 				allow = []string{sudoUser().Username} // allowedUIDs found one
@@ -171,22 +171,22 @@ func allowedUIDs(names []string) ([]int, error) {
 			uid, _ := strconv.Atoi(u.Uid)
 			return []int{uid}, nil
 		}
-		return nil, UsageError{errors.New("say who may use the helper with --allow-user NAME (there is no sudo user to default to)")}
+		return nil, UsageError{Err: errors.New("say who may use the helper with --allow-user NAME (there is no sudo user to default to)")}
 	}
 	var uids []int
 	for _, n := range names {
 		u, err := user.Lookup(n)
 		if err != nil {
 			if u, err = user.LookupId(n); err != nil {
-				return nil, UsageError{fmt.Errorf("--allow-user %q: no such user", n)}
+				return nil, UsageError{Err: fmt.Errorf("--allow-user %q: no such user", n)}
 			}
 		}
 		uid, err := strconv.Atoi(u.Uid)
 		if err != nil {
-			return nil, UsageError{fmt.Errorf("--allow-user %q: uid %q is not a number", n, u.Uid)}
+			return nil, UsageError{Err: fmt.Errorf("--allow-user %q: uid %q is not a number", n, u.Uid)}
 		}
 		if uid == 0 {
-			return nil, UsageError{fmt.Errorf("--allow-user %q: root needs no helper", n)}
+			return nil, UsageError{Err: fmt.Errorf("--allow-user %q: root needs no helper", n)}
 		}
 		uids = append(uids, uid)
 	}

@@ -16,7 +16,7 @@ func newHelperCommand(Streams) *cobra.Command {
 		Short:  "The privileged helper (Linux and macOS only)",
 		Hidden: true,
 		RunE: func(*cobra.Command, []string) error {
-			return UsageError{errors.New("the privileged helper is not available on this platform; run kubefwd as an administrator")}
+			return UsageError{Err: errors.New("the privileged helper is not available on this platform; run kubefwd as an administrator")}
 		},
 	}
 }

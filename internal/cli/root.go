@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kubefwd/kubefwd/internal/cmdio"
+	"github.com/kubefwd/kubefwd/internal/ctl"
 )
 
 // Exit codes. Scripts and tools (Tilt) tell failures apart by these.
@@ -22,26 +24,15 @@ const (
 	ExitPrivileges = 4 // missing local privileges (hosts file, ports)
 )
 
-// Streams are the standard streams a command talks to: results go to Out,
-// information and errors to Err.
-type Streams struct {
-	In       io.Reader
-	Out, Err io.Writer
-	// Log and Level, when set, are the process's logger (which main also
-	// gave to klog, once, before anything ran) and its level, which -v
-	// raises. When nil, commands log to Err at their own level.
-	Log   *slog.Logger
-	Level *slog.LevelVar
-	// LogSink, when set, is where Log writes; kubefwd svc --tui moves it
-	// into the view's pane.
-	LogSink *LogSink
-}
+// Streams and UsageError are every command's (package cmdio).
+type (
+	Streams    = cmdio.Streams
+	UsageError = cmdio.UsageError
+	LogSink    = cmdio.LogSink
+)
 
-// UsageError marks an error in the user's input; Main exits with ExitUsage.
-type UsageError struct{ Err error }
-
-func (e UsageError) Error() string { return e.Err.Error() }
-func (e UsageError) Unwrap() error { return e.Err }
+// NewLogSink writes to w until redirected.
+func NewLogSink(w io.Writer) *LogSink { return cmdio.NewLogSink(w) }
 
 // ClusterError means no cluster could be used; Main exits with ExitNoCluster.
 type ClusterError struct{ Err error }
@@ -105,7 +96,7 @@ func NewRoot(streams Streams) *cobra.Command {
 		SilenceUsage:  true,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return UsageError{fmt.Errorf("unknown command %q; run 'kubefwd --help' for the list", args[0])}
+				return UsageError{Err: fmt.Errorf("unknown command %q; run 'kubefwd --help' for the list", args[0])}
 			}
 			return nil
 		},
@@ -114,9 +105,9 @@ func NewRoot(streams Streams) *cobra.Command {
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{err} })
-	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newStatusCommand(streams), newRefreshCommand(streams),
-		newEventsCommand(streams), newNamespacesCommand(streams), newStopCommand(streams), newPauseCommand(streams), newResumeCommand(streams), newLogsCommand(streams), newEnvCommand(streams), newMCPCommand(streams), newUICommand(streams), newHelperCommand(streams),
-		newExecAsUserCommand())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{Err: err} })
+	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newHelperCommand(streams), newExecAsUserCommand())
+	// The verbs that steer a running instance link none of the engine.
+	root.AddCommand(ctl.Commands(streams, Version())...)
 	return root
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/kubefwd/kubefwd/internal/asuser"
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 )
 
 // Under sudo, kubefwd acts for the user who ran it: their kubeconfig, their
@@ -14,21 +15,7 @@ import (
 // file and the ports only: every file in a place the user controls, and
 // every path they name, is used with their rights (package asuser).
 
-// invokingUser is the user kubefwd acts for: the one who ran sudo, if
-// this is root under sudo, else the current one.
-func invokingUser() (uid, gid int) {
-	uid, gid = os.Getuid(), os.Getgid()
-	if uid == 0 {
-		if u, err := strconv.Atoi(os.Getenv("SUDO_UID")); err == nil && u > 0 {
-			uid = u
-			gid = u // a missing SUDO_GID must not leave root's group
-			if g, err := strconv.Atoi(os.Getenv("SUDO_GID")); err == nil {
-				gid = g
-			}
-		}
-	}
-	return uid, gid
-}
+func invokingUser() (uid, gid int) { return cmdio.InvokingUser() }
 
 // actingUser is the identity file operations for the invoking user run
 // with: nil when kubefwd is not root acting for someone else.

@@ -26,6 +26,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/asuser"
 	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/engine"
 	"github.com/kubefwd/kubefwd/internal/forward"
@@ -77,7 +78,7 @@ type svcOptions struct {
 	// user), for the privilege errors that may follow.
 	helperErr error
 	// viewLog carries the log to the live view's pane (--tui).
-	viewLog *lineChan
+	viewLog *cmdio.LineChan
 }
 
 // helperSession is what svc uses of a session with the privileged helper.
@@ -152,10 +153,10 @@ func (o *svcOptions) complete() error {
 		level = slog.LevelDebug
 	}
 	if o.tui {
-		if err := needTerminal("kubefwd svc --tui"); err != nil {
+		if err := cmdio.NeedTerminal("kubefwd svc --tui"); err != nil {
 			return err
 		}
-		o.viewLog = newLineChan(1000)
+		o.viewLog = cmdio.NewLineChan(1000)
 	}
 	switch {
 	case o.streams.Log != nil && o.streams.Level != nil:
@@ -169,59 +170,59 @@ func (o *svcOptions) complete() error {
 
 	if o.selector != "" {
 		if _, err := labels.Parse(o.selector); err != nil {
-			return UsageError{fmt.Errorf("--selector %q: %v", o.selector, err)}
+			return UsageError{Err: fmt.Errorf("--selector %q: %v", o.selector, err)}
 		}
 	}
 	if o.fieldSelector != "" {
 		if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
-			return UsageError{fmt.Errorf("--field-selector %q: %v", o.fieldSelector, err)}
+			return UsageError{Err: fmt.Errorf("--field-selector %q: %v", o.fieldSelector, err)}
 		}
 	}
 	o.user = actingUser()
 	mapping, err := parseMappings(o.mappings)
 	if err != nil {
-		return UsageError{err}
+		return UsageError{Err: err}
 	}
 	o.mapping = mapping
 
 	cfg := loopback.Config{Base: loopback.DefaultBase}
 	if o.fwdConf != "" {
 		if err = o.user.Do(func() (err error) { cfg, err = loopback.LoadFile(o.fwdConf); return err }); err != nil {
-			return UsageError{err}
+			return UsageError{Err: err}
 		}
 	}
 	var cli []loopback.Reservation
 	for _, r := range o.reserves {
 		res, err := loopback.ParseReserve(r)
 		if err != nil {
-			return UsageError{err}
+			return UsageError{Err: err}
 		}
 		cli = append(cli, res)
 	}
 	if o.loopback, err = loopback.Merge(cfg, cli); err != nil {
-		return UsageError{fmt.Errorf("--reserve: %w", err)}
+		return UsageError{Err: fmt.Errorf("--reserve: %w", err)}
 	}
 
 	if o.nsFile != "" && (len(o.namespaces) > 0 || o.allNamespaces || o.idle) {
-		return UsageError{errors.New("--namespaces-file cannot be combined with --namespace, --all-namespaces or --idle: the file says which namespaces to forward")}
+		return UsageError{Err: errors.New("--namespaces-file cannot be combined with --namespace, --all-namespaces or --idle: the file says which namespaces to forward")}
 	}
 	if o.idle && (len(o.namespaces) > 0 || o.allNamespaces) {
-		return UsageError{errors.New("--idle starts with no namespace; it cannot be combined with --namespace or --all-namespaces")}
+		return UsageError{Err: errors.New("--idle starts with no namespace; it cannot be combined with --namespace or --all-namespaces")}
 	}
 	switch o.helperMode {
 	case "auto", "always", "never":
 	default:
-		return UsageError{fmt.Errorf("--helper %q: want auto, always or never", o.helperMode)}
+		return UsageError{Err: fmt.Errorf("--helper %q: want auto, always or never", o.helperMode)}
 	}
 	if o.instance != "" {
 		if errs := validation.IsDNS1123Label(o.instance); len(errs) > 0 {
-			return UsageError{fmt.Errorf("--instance %q: %s", o.instance, errs[0])}
+			return UsageError{Err: fmt.Errorf("--instance %q: %s", o.instance, errs[0])}
 		}
 	}
 	var fileRefs []namespaces.Ref
 	if o.nsFile != "" {
 		if err = o.user.Do(func() (err error) { fileRefs, err = namespaces.ReadFile(o.nsFile); return err }); err != nil {
-			return UsageError{fmt.Errorf("--namespaces-file: %w", err)}
+			return UsageError{Err: fmt.Errorf("--namespaces-file: %w", err)}
 		}
 	}
 
@@ -250,7 +251,7 @@ func (o *svcOptions) complete() error {
 	if err != nil {
 		var ue kube.UsageError
 		if errors.As(err, &ue) {
-			return UsageError{err}
+			return UsageError{Err: err}
 		}
 		return err
 	}
@@ -262,7 +263,7 @@ func (o *svcOptions) complete() error {
 		}
 		perCtx, err := namespaces.PerContext(fileRefs, contexts)
 		if err != nil {
-			return UsageError{fmt.Errorf("--namespaces-file %s: %w", o.nsFile, err)}
+			return UsageError{Err: fmt.Errorf("--namespaces-file %s: %w", o.nsFile, err)}
 		}
 		for i := range o.targets {
 			o.targets[i].Namespaces = perCtx[o.targets[i].Context]
@@ -284,7 +285,7 @@ func (o *svcOptions) run(ctx context.Context) error {
 		var stop func() error
 		err := o.user.Do(func() (err error) { stop, err = startProfiles(o.profileDir); return err })
 		if err != nil {
-			return UsageError{fmt.Errorf("--profile-dir: %w", err)}
+			return UsageError{Err: fmt.Errorf("--profile-dir: %w", err)}
 		}
 		defer func() {
 			if err := stop(); err != nil {
@@ -469,7 +470,7 @@ func (o *svcOptions) runView(ctx context.Context, uid int, name string) {
 	err := tui.Run(ctx, tui.Options{
 		Connect:  func() (tui.Backend, error) { return control.Connect(control.Dir(uid), name) },
 		Instance: name,
-		OwnLog:   o.viewLog.ch,
+		OwnLog:   o.viewLog.C,
 	})
 	if err != nil {
 		o.log.Error("the live view failed; kubefwd stops", "err", err)
@@ -525,7 +526,7 @@ func checkWritable(path string, helperErr error) error {
 			}
 			return PrivilegeError{errors.New(msg)}
 		}
-		return UsageError{fmt.Errorf("--hosts-path %s: %w", path, err)}
+		return UsageError{Err: fmt.Errorf("--hosts-path %s: %w", path, err)}
 	}
 	return f.Close()
 }

@@ -45,7 +45,7 @@ func (o *svcOptions) connectHelper(ctx context.Context, instance string) (helper
 	}
 	if o.hostsPathSet && c.HostsPath() != o.hostsPath {
 		c.Close()
-		return nil, UsageError{fmt.Errorf("--hosts-path %s: the helper at %s writes %s; leave --hosts-path out to use it", o.hostsPath, o.helperSocket, c.HostsPath())}
+		return nil, UsageError{Err: fmt.Errorf("--hosts-path %s: the helper at %s writes %s; leave --hosts-path out to use it", o.hostsPath, o.helperSocket, c.HostsPath())}
 	}
 	return c, nil
 }

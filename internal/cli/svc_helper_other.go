@@ -13,7 +13,7 @@ import (
 // which this platform does not have.
 func (o *svcOptions) connectHelper(context.Context, string) (helperSession, error) {
 	if o.helperMode == "always" {
-		return nil, UsageError{errors.New("--helper=always: the privileged helper is not available on this platform")}
+		return nil, UsageError{Err: errors.New("--helper=always: the privileged helper is not available on this platform")}
 	}
 	return nil, nil
 }

@@ -32,7 +32,7 @@ func (o *svcOptions) checkHostsPath() error {
 		return f.Close()
 	})
 	if errors.Is(err, os.ErrNotExist) {
-		return UsageError{fmt.Errorf("--hosts-path %s: no such file", o.hostsPath)}
+		return UsageError{Err: fmt.Errorf("--hosts-path %s: no such file", o.hostsPath)}
 	}
 	if err != nil {
 		return PrivilegeError{fmt.Errorf("--hosts-path %s: %s cannot write it; under sudo kubefwd writes only the system hosts file (%s) or a file you could write yourself",

@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 )
 
 // version is stamped by release builds:
@@ -43,10 +45,4 @@ func newVersionCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-// noArgs rejects positional arguments as a usage error.
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return UsageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])}
-	}
-	return nil
-}
+func noArgs(cmd *cobra.Command, args []string) error { return cmdio.NoArgs(cmd, args) }

@@ -30,8 +30,10 @@ var boundaries = []boundary{
 		forbidden: []string{module + "internal/cli", module + "internal/control", module + "internal/helper", module + "internal/tilt", module + "internal/mcpserver", "testing"},
 	},
 	{
-		// The control API and its clients link none of the engine.
-		pkgs:      []string{"internal/control", "internal/mcpserver", "internal/envvars"},
+		// The control API and its clients link none of the engine: the
+		// verbs that steer an instance (status, events, ui, mcp, env, …),
+		// the live view and the MCP server.
+		pkgs:      []string{"internal/control", "internal/mcpserver", "internal/envvars", "internal/ctl", "internal/tui", "internal/cmdio"},
 		forbidden: []string{module + "internal/engine", module + "internal/forward", module + "internal/catalog", "k8s.io/client-go"},
 	},
 }

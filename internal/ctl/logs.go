@@ -1,4 +1,4 @@
-package cli
+package ctl
 
 import (
 	"fmt"
@@ -6,9 +6,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubefwd/kubefwd/internal/api"
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 )
 
-func newLogsCommand(streams Streams) *cobra.Command {
+func newLogsCommand(streams cmdio.Streams) *cobra.Command {
 	var instance string
 	var req api.LogsRequest
 	cmd := &cobra.Command{
@@ -21,13 +22,13 @@ needed here. A SERVICE is web, web.demo2, demo/web or any name in kubefwd status
   kubefwd logs web -f --tail 20`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return UsageError{fmt.Errorf("kubefwd logs needs one service, for example: kubefwd logs web")}
+				return cmdio.UsageError{Err: fmt.Errorf("kubefwd logs needs one service, for example: kubefwd logs web")}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Tail < 0 {
-				return UsageError{fmt.Errorf("--tail %d: want a number of lines, 0 (all) or more", req.Tail)}
+				return cmdio.UsageError{Err: fmt.Errorf("--tail %d: want a number of lines, 0 (all) or more", req.Tail)}
 			}
 			c, err := connect(instance)
 			if err != nil {

@@ -1,16 +1,13 @@
-package cli
+package ctl
 
 import (
-	"errors"
-	"os"
-
-	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 	"github.com/kubefwd/kubefwd/internal/tui"
 )
 
-func newUICommand(_ Streams) *cobra.Command {
+func newUICommand(_ cmdio.Streams) *cobra.Command {
 	var instance string
 	cmd := &cobra.Command{
 		Use:   "ui",
@@ -21,9 +18,9 @@ forward with its state, pods, connections and traffic; details with names,
 connection strings, pods and their logs; events; pausing, refreshing and
 choosing namespaces live. Press ? for the keys. Quitting leaves kubefwd running;
 when it stops, the view says so and attaches again when one runs.`,
-		Args: noArgs,
+		Args: cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := needTerminal("kubefwd ui"); err != nil {
+			if err := cmdio.NeedTerminal("kubefwd ui"); err != nil {
 				return err
 			}
 			return tui.Run(cmd.Context(), tui.Options{
@@ -34,13 +31,4 @@ when it stops, the view says so and attaches again when one runs.`,
 	}
 	instanceFlag(cmd, &instance)
 	return cmd
-}
-
-// needTerminal refuses to draw a full-screen view where there is no
-// terminal to draw it on.
-func needTerminal(what string) error {
-	if !term.IsTerminal(os.Stdin.Fd()) || !term.IsTerminal(os.Stdout.Fd()) {
-		return UsageError{errors.New(what + " needs a terminal on its standard input and output (for scripts: kubefwd status, events)")}
-	}
-	return nil
 }

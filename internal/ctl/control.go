@@ -1,4 +1,4 @@
-package cli
+package ctl
 
 import (
 	"context"
@@ -15,19 +15,25 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kubefwd/kubefwd/internal/api"
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
 	"github.com/kubefwd/kubefwd/internal/tilt"
 )
 
-// The verbs that steer a running kubefwd through its control socket. None
-// needs root: the socket belongs to the user who started kubefwd.
+// Commands are the verbs that steer a running kubefwd through its control
+// socket; version is kubefwd's, for the MCP server to report.
+func Commands(streams cmdio.Streams, version string) []*cobra.Command {
+	return []*cobra.Command{newStatusCommand(streams), newRefreshCommand(streams), newEventsCommand(streams),
+		newNamespacesCommand(streams), newStopCommand(streams), newPauseCommand(streams), newResumeCommand(streams),
+		newLogsCommand(streams), newEnvCommand(streams), newMCPCommand(version), newUICommand(streams)}
+}
 
 func instanceFlag(cmd *cobra.Command, instance *string) {
 	cmd.Flags().StringVar(instance, "instance", "", "which kubefwd, when several run: its name (the error lists them) or its socket path")
 }
 
-func newRefreshCommand(streams Streams) *cobra.Command {
+func newRefreshCommand(streams cmdio.Streams) *cobra.Command {
 	var instance string
 	cmd := &cobra.Command{
 		Use:   "refresh [SERVICE...]",
@@ -57,7 +63,7 @@ kubefwd status.`,
 	return cmd
 }
 
-func newPauseCommand(streams Streams) *cobra.Command {
+func newPauseCommand(streams cmdio.Streams) *cobra.Command {
 	return servicesCommand(streams, "pause", "paused",
 		"Stop forwarding some Services of a running kubefwd, until kubefwd resume",
 		`Closes the named Services' listeners and takes their names out of the hosts file,
@@ -66,7 +72,7 @@ kubefwd resume. A SERVICE is web, web.demo, demo/web or any name in kubefwd stat
 		(*control.Client).Pause)
 }
 
-func newResumeCommand(streams Streams) *cobra.Command {
+func newResumeCommand(streams cmdio.Streams) *cobra.Command {
 	return servicesCommand(streams, "resume", "resumed",
 		"Forward Services paused with kubefwd pause again",
 		`Forwards the named paused Services again, at the addresses and names they had.
@@ -76,7 +82,7 @@ A SERVICE is the name it was paused by, web.demo, demo/web or ctx/demo/web.`,
 
 // servicesCommand is a verb that acts on named Services of the instance and
 // says which it changed.
-func servicesCommand(streams Streams, verb, did, short, long string,
+func servicesCommand(streams cmdio.Streams, verb, did, short, long string,
 	do func(*control.Client, context.Context, ...string) ([]string, error)) *cobra.Command {
 	var instance string
 	cmd := &cobra.Command{
@@ -106,18 +112,18 @@ func servicesCommand(streams Streams, verb, did, short, long string,
 func needServices(verb string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
 		if len(args) == 0 {
-			return UsageError{fmt.Errorf("kubefwd %s needs the services to %s, for example: kubefwd %s web", verb, verb, verb)}
+			return cmdio.UsageError{Err: fmt.Errorf("kubefwd %s needs the services to %s, for example: kubefwd %s web", verb, verb, verb)}
 		}
 		return nil
 	}
 }
 
-func newStopCommand(streams Streams) *cobra.Command {
+func newStopCommand(streams cmdio.Streams) *cobra.Command {
 	var instance string
 	cmd := &cobra.Command{
 		Use:   "stop",
 		Short: "Stop a running kubefwd (its hosts entries are removed), without sudo",
-		Args:  noArgs,
+		Args:  cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := connect(instance)
 			if err != nil {
@@ -134,17 +140,17 @@ func newStopCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-func newEventsCommand(streams Streams) *cobra.Command {
+func newEventsCommand(streams cmdio.Streams) *cobra.Command {
 	var instance string
 	var asJSON bool
 	var recent int
 	cmd := &cobra.Command{
 		Use:   "events",
 		Short: "Follow a running kubefwd's state changes and errors as they happen",
-		Args:  noArgs,
+		Args:  cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if recent < 0 {
-				return UsageError{fmt.Errorf("--recent %d: want a number of events, 0 or more", recent)}
+				return cmdio.UsageError{Err: fmt.Errorf("--recent %d: want a number of events, 0 or more", recent)}
 			}
 			c, err := connect(instance)
 			if err != nil {
@@ -193,7 +199,7 @@ func formatEvent(ev api.Event) string {
 	return b.String()
 }
 
-func newNamespacesCommand(streams Streams) *cobra.Command {
+func newNamespacesCommand(streams cmdio.Streams) *cobra.Command {
 	var instance string
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -204,7 +210,7 @@ func newNamespacesCommand(streams Streams) *cobra.Command {
 Services of added namespaces are forwarded within a moment; those of removed
 ones lose their listeners and hosts entries. The first namespace of the first
 context gets the short names (web rather than web.demo).`,
-		Args: noArgs,
+		Args: cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return listNamespaces(cmd.Context(), streams, instance, asJSON)
 		},
@@ -212,7 +218,7 @@ context gets the short names (web rather than web.demo).`,
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the forwarded namespaces and their state",
-		Args:  noArgs,
+		Args:  cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return listNamespaces(cmd.Context(), streams, instance, asJSON)
 		},
@@ -259,7 +265,7 @@ context gets the short names (web rather than web.demo).`,
 	return cmd
 }
 
-func listNamespaces(ctx context.Context, streams Streams, instance string, asJSON bool) error {
+func listNamespaces(ctx context.Context, streams cmdio.Streams, instance string, asJSON bool) error {
 	c, err := connect(instance)
 	if err != nil {
 		return err
@@ -275,7 +281,7 @@ func listNamespaces(ctx context.Context, streams Streams, instance string, asJSO
 	return nil
 }
 
-func printNamespaces(streams Streams, list []api.ContextNamespaces) {
+func printNamespaces(streams cmdio.Streams, list []api.ContextNamespaces) {
 	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CONTEXT\tNAMESPACE\tSTATE\tSERVICES")
 	for _, c := range list {
@@ -304,13 +310,13 @@ func printNamespaces(streams Streams, list []api.ContextNamespaces) {
 	w.Flush()
 }
 
-func printJSON(streams Streams, v any) error {
+func printJSON(streams cmdio.Streams, v any) error {
 	enc := json.NewEncoder(streams.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-func newFollowTiltCommand(streams Streams, instance *string) *cobra.Command {
+func newFollowTiltCommand(streams cmdio.Streams, instance *string) *cobra.Command {
 	f := &tilt.Follower{Tilt: "tilt"}
 	cmd := &cobra.Command{
 		Use:   "follow-tilt",
@@ -322,14 +328,14 @@ count). The namespace of Tilt's first resource gets the short names, unless
 --short-names-from says which. It waits for Tilt and for kubefwd when they
 are not up yet, sets kubefwd again whenever it restarts, and exits when its
 parent (Tilt) goes away. The Tilt extension in integrations/tilt runs it.`,
-		Args: noArgs,
+		Args: cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, ns := range append([]string{f.ShortNamesFrom}, f.Extra...) {
 				if ns == "" {
 					continue
 				}
 				if _, err := namespaces.Parse(ns); err != nil {
-					return UsageError{err}
+					return cmdio.UsageError{Err: err}
 				}
 			}
 			log := streams.Log

@@ -1,4 +1,4 @@
-package cli
+package cmdio
 
 import (
 	"bytes"
@@ -35,18 +35,19 @@ func (s *LogSink) Redirect(w io.Writer) (restore func()) {
 	}
 }
 
-// lineChan turns log writes into lines on a channel for the view's pane.
-// A full channel drops the line rather than wait: forwarding never waits
-// for the screen.
-type lineChan struct {
-	ch      chan string
+// LineChan turns log writes into lines on a channel (C) for the view's
+// pane. A full channel drops the line rather than wait: forwarding never
+// waits for the screen.
+type LineChan struct {
+	C       chan string
 	mu      sync.Mutex
 	partial []byte
 }
 
-func newLineChan(n int) *lineChan { return &lineChan{ch: make(chan string, n)} }
+// NewLineChan buffers n lines.
+func NewLineChan(n int) *LineChan { return &LineChan{C: make(chan string, n)} }
 
-func (l *lineChan) Write(p []byte) (int, error) {
+func (l *LineChan) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.partial = append(l.partial, p...)
@@ -56,7 +57,7 @@ func (l *lineChan) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		select {
-		case l.ch <- string(l.partial[:i]):
+		case l.C <- string(l.partial[:i]):
 		default:
 		}
 		l.partial = l.partial[i+1:]

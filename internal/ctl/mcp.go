@@ -1,13 +1,14 @@
-package cli
+package ctl
 
 import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 	"github.com/kubefwd/kubefwd/internal/mcpserver"
 )
 
-func newMCPCommand(_ Streams) *cobra.Command {
+func newMCPCommand(version string) *cobra.Command {
 	var instance string
 	cmd := &cobra.Command{
 		Use:   "mcp",
@@ -21,9 +22,9 @@ Tools: list_services, get_service, diagnose_service, refresh, pause_service,
 resume_service, list_namespaces, add_namespaces, remove_namespaces,
 set_namespaces, get_events, get_pod_logs, connection_env. Resources:
 kubefwd://status, kubefwd://events.`,
-		Args: noArgs,
+		Args: cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv := mcpserver.New(func() (mcpserver.Instance, error) { return connect(instance) }, Version())
+			srv := mcpserver.New(func() (mcpserver.Instance, error) { return connect(instance) }, version)
 			return srv.Run(cmd.Context(), &mcp.StdioTransport{})
 		},
 	}

@@ -1,4 +1,4 @@
-package cli
+package ctl
 
 import (
 	"encoding/json"
@@ -13,21 +13,22 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubefwd/kubefwd/internal/api"
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 	"github.com/kubefwd/kubefwd/internal/control"
 )
 
 func connect(instance string) (*control.Client, error) {
-	uid, _ := invokingUser()
+	uid, _ := cmdio.InvokingUser()
 	return control.Connect(control.Dir(uid), instance)
 }
 
-func newStatusCommand(streams Streams) *cobra.Command {
+func newStatusCommand(streams cmdio.Streams) *cobra.Command {
 	var asJSON bool
 	var instance, output string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what a running kubefwd forwards, with each forward's state and traffic",
-		Args:  noArgs,
+		Args:  cmdio.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if asJSON {
 				output = "json"
@@ -35,7 +36,7 @@ func newStatusCommand(streams Streams) *cobra.Command {
 			switch output {
 			case "", "wide", "json", "yaml":
 			default:
-				return UsageError{fmt.Errorf("-o %q: want wide, json or yaml (or nothing, for the table)", output)}
+				return cmdio.UsageError{Err: fmt.Errorf("-o %q: want wide, json or yaml (or nothing, for the table)", output)}
 			}
 			c, err := connect(instance)
 			if err != nil {
@@ -69,7 +70,7 @@ func newStatusCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-func printStatus(streams Streams, st api.Status, wide bool) {
+func printStatus(streams cmdio.Streams, st api.Status, wide bool) {
 	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
 	header := "SERVICE\tADDRESS\tPORTS\tSTATE\tENDPOINTS\tCONNS\tIN\tOUT"
 	if wide {

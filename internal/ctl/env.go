@@ -1,14 +1,15 @@
-package cli
+package ctl
 
 import (
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubefwd/kubefwd/internal/cmdio"
 	"github.com/kubefwd/kubefwd/internal/envvars"
 )
 
-func newEnvCommand(streams Streams) *cobra.Command {
+func newEnvCommand(streams cmdio.Streams) *cobra.Command {
 	var instance, format string
 	cmd := &cobra.Command{
 		Use:   "env [SERVICE...]",
@@ -24,7 +25,7 @@ db-0.db → DB_0_DB. A SERVICE is web, web.demo2, demo/web or ctx/demo/web.
   kubefwd env web --format json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := envvars.Format(nil, format); err != nil {
-				return UsageError{fmt.Errorf("--format: %w", err)}
+				return cmdio.UsageError{Err: fmt.Errorf("--format: %w", err)}
 			}
 			c, err := connect(instance)
 			if err != nil {
@@ -36,7 +37,7 @@ db-0.db → DB_0_DB. A SERVICE is web, web.demo2, demo/web or ctx/demo/web.
 			}
 			vars, err := envvars.For(st, args)
 			if err != nil {
-				return UsageError{err}
+				return cmdio.UsageError{Err: err}
 			}
 			out, err := envvars.Format(vars, format)
 			if err != nil {
