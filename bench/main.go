@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pairs := fs.Int("pairs", 0, "alternating kubefwd/kubectl pairs per scenario (default 5; 2 with --quick)")
 	out := fs.String("out", "BENCHMARKS.md", "where the report goes (full mode)")
 	results := fs.String("results", filepath.Join("bench", "results"), "directory for the raw numbers (JSON)")
-	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage (default all)")
+	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage,view (default all)")
 	profile := fs.String("profile-dir", "", "write kubefwd's CPU and allocation profiles for each scenario under this directory")
 	render := fs.String("render", "", "only write the report again from a results JSON file (after changing the report's text)")
 	scales := fs.String("scales", "", "startup scales, small and large, as NxM,NxM (default 5x100,10x300; 2x10,3x20 with --quick)")
@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, s := range strings.Split(*only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			switch s {
-			case "throughput", "latency", "failover", "startup", "outage":
+			case "throughput", "latency", "failover", "startup", "outage", "view":
 				want[s] = true
 			default:
 				fmt.Fprintf(stderr, "bench: --only %q: unknown scenario\n", s)
@@ -174,6 +174,7 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 			}
 			return all, nil
 		}},
+		{"view", func(ctx context.Context) ([]Result, error) { return b.view(ctx, large) }},
 	}
 	// A scenario that cannot run is a row in the report, not the end of
 	// the run: the others' numbers are still worth having.

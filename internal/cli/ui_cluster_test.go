@@ -217,7 +217,8 @@ func TestLiveView(t *testing.T) {
 
 // TestUIAsInvokingUser: `kubefwd ui` run by nobody attaches to a root
 // instance started for nobody (sudo), shows and steers it; a third user's
-// view is refused and says so; when the instance stops the view says so.
+// view is refused and says so; when the instance stops the view says so,
+// and attaches again when it is back.
 func TestUIAsInvokingUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		clustertest.Skip(t, "needs root to act as nobody and daemon")
@@ -268,7 +269,13 @@ func TestUIAsInvokingUser(t *testing.T) {
 		t.Fatalf("the view ended with its instance: %v", err)
 	default:
 	}
-	nobody.keys("q")
+	// One runs again under the same name: the view attaches to it.
+	again := startInstanceKubeconfig(t, kubeconfig, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "shared")
+	clustertest.WaitAnswers(t, hostsPath, "web", "demo", again.stderr)
+	nobody.wait("the view attached again", func(s string) bool {
+		return !strings.Contains(s, "not attached") && line(s, " demo/web ", "active") != ""
+	})
+	nobody.keys("\x1b", "q")
 	select {
 	case err := <-nobody.done:
 		var exit *exec.ExitError

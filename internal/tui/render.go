@@ -322,7 +322,15 @@ func (m Model) renderDetail(st styles) []string {
 		lines = append(lines, "  address    "+f.Address)
 	}
 	if len(f.Names) > 0 {
-		lines = append(lines, "  names      "+strings.Join(f.Names, ", "))
+		// Every name, wrapped: the long ones are what people copy.
+		wrapped := ansi.Wordwrap(strings.Join(f.Names, ", "), max(20, m.width-13), "")
+		for i, l := range strings.Split(wrapped, "\n") {
+			label := "             "
+			if i == 0 {
+				label = "  names      "
+			}
+			lines = append(lines, label+l)
+		}
 	}
 	conns := connStrings(f)
 	for i, c := range conns {
