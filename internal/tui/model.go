@@ -56,7 +56,7 @@ type Model struct {
 
 	screen, back int
 	rows         []row
-	cursor, top  int
+	cursor       int
 	selected     api.ForwardKey // kept across updates and re-sorts
 	order        int
 	filter       string
