@@ -133,14 +133,16 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		root:       root,
 		log:        logw,
 	}
-	defer func() {
+	// The cluster is passed in: by the time this runs, `return nil, err` has
+	// set the result c to nil.
+	defer func(c *Cluster) {
 		if err != nil {
 			// Teardown must not depend on the caller's (maybe cancelled) context.
 			if stopErr := c.Stop(context.WithoutCancel(ctx)); stopErr != nil {
 				fmt.Fprintf(logw, "devcluster: cleanup after failed start: %v\n", stopErr)
 			}
 		}
-	}()
+	}(c)
 	if err := c.create(ctx); err != nil {
 		return nil, err
 	}

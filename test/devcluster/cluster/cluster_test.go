@@ -3,12 +3,17 @@ package cluster_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -363,5 +368,25 @@ func TestScaleSeed(t *testing.T) {
 	}
 	if _, err := c.Clientset.CoreV1().Namespaces().Get(ctx, "scale2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("scale2 should not exist: %v", err)
+	}
+}
+
+// A start that fails (here kwokctl itself) returns the error and leaves no
+// cluster directory behind, rather than panicking in its cleanup.
+func TestStartFailureCleansUp(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the devcluster runs on Linux only")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, binaries.Kwokctl), []byte("#!/bin/sh\necho kwokctl says no\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("kubefwd-startfail-%d", os.Getpid())
+	c, err := cluster.Start(t.Context(), cluster.Options{Name: name, Binaries: binaries.Set{Dir: dir}})
+	if err == nil || !strings.Contains(err.Error(), "kwokctl says no") {
+		t.Fatalf("Start = %v, %v; want the failure of kwokctl create", c, err)
+	}
+	if _, err := os.Stat(filepath.Join(cluster.Root(), name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed cluster's directory is still there: %v", err)
 	}
 }
