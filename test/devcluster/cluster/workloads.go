@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -265,14 +268,17 @@ func (c *Cluster) WaitServing(ctx context.Context, ns, pod string) error {
 
 // WaitServiceReady waits until the Service's EndpointSlices list want ready
 // endpoints and every one of those pods is backed and answers through a real
-// port-forward. It returns the pods.
+// port-forward. It returns the pods. On timeout the error says what was still
+// missing, and what kwok logged about its watches.
 func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want int, timeout time.Duration) ([]string, error) {
 	var pods []string
+	var why string // what the last check was waiting for
 	err := Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
 		list, err := c.Clientset.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=" + service,
 		})
 		if err != nil {
+			why = fmt.Sprintf("list EndpointSlices: %v", err)
 			return false, nil
 		}
 		pods = pods[:0]
@@ -284,11 +290,13 @@ func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want
 			}
 		}
 		if len(pods) != want {
+			why = fmt.Sprintf("%d ready endpoints", len(pods))
 			return false, nil
 		}
 		for _, p := range pods {
 			b, ok := c.Backing(ns, p)
 			if !ok {
+				why = fmt.Sprintf("pod %s not backed by the harness yet (no PortForward written)", p)
 				return false, nil
 			}
 			// kwok learns of PortForwards through its own informer: prove
@@ -296,6 +304,7 @@ func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want
 			// ready, so callers never race kwok.
 			if !b.External && !c.verified(b.UID) {
 				if err := c.WaitServing(ctx, ns, p); err != nil {
+					why = fmt.Sprintf("pod %s backed but not serving: %v", p, err)
 					return false, nil
 				}
 				c.markVerified(b.UID)
@@ -304,9 +313,32 @@ func (c *Cluster) WaitServiceReady(ctx context.Context, ns, service string, want
 		return true, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("service %s/%s: want %d ready, backed endpoints (have %v): %w", ns, service, want, pods, err)
+		return nil, fmt.Errorf("service %s/%s: want %d ready, backed endpoints (have %v): %w; last: %s%s",
+			ns, service, want, pods, err, why, c.kwokLogLines(10))
 	}
 	return pods, nil
+}
+
+// kwokLogLines returns, for error messages, the last lines of kwok's log
+// about its watches (the informers behind PortForwards) or errors: the rest
+// is one line per pod status update.
+func (c *Cluster) kwokLogLines(n int) string {
+	path := filepath.Join(c.ClusterDir(), "logs", "kwok-controller.log")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, "reflector") || strings.Contains(line, "PortForward") || strings.Contains(line, `"level":"ERROR"`) {
+			lines = append(lines, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	if len(lines) == 0 {
+		return fmt.Sprintf("\n%s: no watch errors", path)
+	}
+	lines = lines[max(0, len(lines)-n):]
+	return fmt.Sprintf("\n%s, watch errors (last %d):\n\t%s", path, len(lines), strings.Join(lines, "\n\t"))
 }
 
 func (c *Cluster) verified(uid types.UID) bool {
