@@ -335,6 +335,34 @@ func (b *backends) writeLogs(ctx context.Context, pod *corev1.Pod, logs []any) e
 	return nil
 }
 
+// nudgeAnnotation is bumped on a harness PortForward to make kwok reread
+// its PortForwards; see nudge.
+const nudgeAnnotation = "kubefwd-devcluster/nudge"
+
+// nudge rewrites an annotation of the harness's PortForward for a pod, so
+// that kwok's informer sees a new event. kwok-controller (v0.8.0) caches its
+// PortForward list keyed by the informer's last resource version
+// (pkg/config/resources/cache.go), but client-go's reflector advances that
+// version before the informer's store holds the object. A port-forward
+// looked up in between caches the list without the new PortForward under
+// the new version, and kwok answers "no forward found" until the next
+// PortForward event, which for a lone pod never comes. A PortForward made by
+// someone else is left alone.
+func (b *backends) nudge(ctx context.Context, ns, name string, uid types.UID) error {
+	client := b.dynamic.Resource(PortForwardGVR).Namespace(ns)
+	pf, err := client.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if pf.GetLabels()[ManagedByLabel] != managedBy || !ownedBy(pf, uid) {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"annotations":{%q:%q}}}`,
+		pf.GetResourceVersion(), nudgeAnnotation, time.Now().UTC().Format(time.RFC3339Nano))
+	_, err = client.Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	return err
+}
+
 // close stops a pod's servers and closes its logs.
 func (pb *podBackend) close() {
 	closeAll(pb.servers)

@@ -241,7 +241,8 @@ func (c *Cluster) LastBacked() (ns, pod string, port int32, ok bool) {
 }
 
 // WaitServing waits until the pod is backed and answers GET / through the
-// real port-forward path on its first declared port.
+// real port-forward path on its first declared port. While kwok keeps
+// failing, it nudges the pod's PortForward (see backends.nudge).
 func (c *Cluster) WaitServing(ctx context.Context, ns, pod string) error {
 	b, err := c.WaitBacked(ctx, ns, pod, "")
 	if err != nil {
@@ -256,9 +257,22 @@ func (c *Cluster) WaitServing(ctx context.Context, ns, pod string) error {
 		return fmt.Errorf("pod %s/%s declares no TCP port to probe", ns, pod)
 	}
 	var last error
+	start, nudged := time.Now(), time.Time{}
 	err = Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
 		_, last = c.PortForwardGet(ctx, ns, pod, port, "/")
-		return last == nil, nil
+		if last == nil {
+			return true, nil
+		}
+		// A kwok that keeps failing may hold a stale PortForward list
+		// (see backends.nudge); a fresh event makes it reread. Give its
+		// informer a moment first, and nudge at most once a second.
+		if !b.External && time.Since(start) > time.Second && time.Since(nudged) > time.Second {
+			nudged = time.Now()
+			if err := c.backends.nudge(ctx, ns, pod, b.UID); err != nil && ctx.Err() == nil {
+				last = fmt.Errorf("%w; nudging its PortForward: %v", last, err)
+			}
+		}
+		return false, nil
 	})
 	if err != nil {
 		return fmt.Errorf("%w (last error: %v)", err, last)
