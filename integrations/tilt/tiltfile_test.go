@@ -629,8 +629,9 @@ func writeStandIn(t *testing.T, path, dir string) {
 dir='` + dir + `'
 case $1 in
 svc)
-    printf '%s\n' "$0" "$@" >"$dir/svc.argv"
-    env >"$dir/svc.env"
+    # The environment first: tests wait for svc.argv, then read both.
+    env >"$dir/svc.env.tmp" && mv "$dir/svc.env.tmp" "$dir/svc.env"
+    printf '%s\n' "$0" "$@" >"$dir/svc.argv.tmp" && mv "$dir/svc.argv.tmp" "$dir/svc.argv"
     echo $$ >"$dir/svc.pid.tmp" && mv "$dir/svc.pid.tmp" "$dir/svc.pid"
     echo "forwarding"
     cleanup() {

@@ -65,7 +65,10 @@ func startTerm(t *testing.T, env []string, name string, args ...string) *screenT
 		case <-time.After(10 * time.Second):
 		}
 		f.Close()
-		tm.emu.Close()
+		// The emulator is not closed: its Close writes a flag its Read
+		// checks without a lock, which the copying goroutine may be in.
+		// That goroutine stays blocked on the emulator's idle pipe until
+		// the test binary exits.
 	})
 	return tm
 }

@@ -126,7 +126,7 @@ func send(t *testing.T, m Model, msgs ...tea.Msg) Model {
 	for _, msg := range msgs {
 		next, cmd := m.Update(msg)
 		m = next.(Model)
-		m = run(t, m, cmd, 4)
+		m = run(t, m, cmd, 16)
 	}
 	return m
 }
