@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -259,9 +260,12 @@ func (c *Cluster) WaitServing(ctx context.Context, ns, pod string) error {
 	var last error
 	start, nudged := time.Now(), time.Time{}
 	err = Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, last = c.PortForwardGet(ctx, ns, pod, port, "/")
-		if last == nil {
+		_, err := c.PortForwardGet(ctx, ns, pod, port, "/")
+		if err == nil {
 			return true, nil
+		}
+		if ctx.Err() == nil { // not an attempt cut short by the deadline
+			last = err
 		}
 		// A kwok that keeps failing may hold a stale PortForward list
 		// (see backends.nudge); a fresh event makes it reread. Give its
@@ -269,7 +273,7 @@ func (c *Cluster) WaitServing(ctx context.Context, ns, pod string) error {
 		if !b.External && time.Since(start) > time.Second && time.Since(nudged) > time.Second {
 			nudged = time.Now()
 			if err := c.backends.nudge(ctx, ns, pod, b.UID); err != nil && ctx.Err() == nil {
-				last = fmt.Errorf("%w; nudging its PortForward: %v", last, err)
+				last = errors.Join(last, fmt.Errorf("nudge its PortForward: %w", err))
 			}
 		}
 		return false, nil
