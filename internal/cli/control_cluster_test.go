@@ -110,12 +110,32 @@ func within(t *testing.T, what string, took, limit time.Duration) {
 	}
 }
 
-// nobodysKubeconfig writes the cluster's kubeconfig, its credentials
-// inlined, into base as a file of nobody's: under sudo kubefwd reads it with
-// the invoking user's rights.
-func nobodysKubeconfig(t *testing.T, c *cluster.Cluster, base string) string {
+// forNobody is root acting for nobody, as under `sudo` run by nobody: the
+// environment (SUDO_UID/GID of nobody, a private TMPDIR), and in base, a
+// /tmp-like directory anyone may create in, nobody's hosts file and
+// kubeconfig (credentials inlined) — under sudo kubefwd uses the invoking
+// user's files with their rights, and its socket directory goes into base.
+type forNobody struct {
+	env                         []string
+	base, hostsPath, kubeconfig string
+}
+
+func setupForNobody(t *testing.T, c *cluster.Cluster) forNobody {
 	t.Helper()
-	kubeconfig := filepath.Join(base, "kubeconfig")
+	if os.Geteuid() != 0 {
+		clustertest.Skip(t, "needs root to act as nobody and daemon")
+	}
+	if _, err := exec.LookPath("runuser"); err != nil {
+		clustertest.Skip(t, "needs runuser")
+	}
+	env, base := controlEnv(t, "SUDO_UID=65534", "SUDO_GID=65534")
+	if err := os.Chmod(base, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	n := forNobody{env: env, base: base, hostsPath: filepath.Join(base, "hosts"), kubeconfig: filepath.Join(base, "kubeconfig")}
+	if err := os.WriteFile(n.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -123,42 +143,24 @@ func nobodysKubeconfig(t *testing.T, c *cluster.Cluster, base string) string {
 	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+	if err := clientcmd.WriteToFile(*cfg, n.kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(kubeconfig, 65534, 65534); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{n.hostsPath, n.kubeconfig} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return kubeconfig
+	return n
 }
 
 // TestControlWithoutRoot: an instance started by root under sudo (SUDO_UID
 // of nobody) is steered by nobody without any privilege, and refused to a
 // third user; namespaces change live; metrics parse; stop cleans up.
 func TestControlWithoutRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		clustertest.Skip(t, "needs root to act as nobody and daemon")
-	}
-	if _, err := exec.LookPath("runuser"); err != nil {
-		clustertest.Skip(t, "needs runuser")
-	}
 	c := clustertest.Seeded(t, "demo")
-	env, base := controlEnv(t, "SUDO_UID=65534", "SUDO_GID=65534")
-	// Under sudo kubefwd uses the invoking user's files with their rights:
-	// the kubeconfig, the hosts file named with --hosts-path and the state
-	// file are nobody's, and its socket directory goes into a /tmp-like
-	// directory anyone may create in.
-	if err := os.Chmod(base, 0o1777); err != nil {
-		t.Fatal(err)
-	}
-	hostsPath := filepath.Join(base, "hosts")
-	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := nobodysKubeconfig(t, c, base)
-	if err := os.Chown(hostsPath, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	n := setupForNobody(t, c)
+	env, base, hostsPath, kubeconfig := n.env, n.base, n.hostsPath, n.kubeconfig
 	in := startInstanceKubeconfig(t, kubeconfig, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "ctl")
 	clustertest.WaitAnswers(t, hostsPath, "web", "demo")
 

@@ -223,25 +223,9 @@ func TestLiveView(t *testing.T) {
 // view is refused and says so; when the instance stops the view says so,
 // and attaches again when it is back.
 func TestUIAsInvokingUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		clustertest.Skip(t, "needs root to act as nobody and daemon")
-	}
-	if _, err := exec.LookPath("runuser"); err != nil {
-		clustertest.Skip(t, "needs runuser")
-	}
 	c := clustertest.Seeded(t, "demo")
-	env, base := controlEnv(t, "SUDO_UID=65534", "SUDO_GID=65534")
-	if err := os.Chmod(base, 0o1777); err != nil {
-		t.Fatal(err)
-	}
-	hostsPath := filepath.Join(base, "hosts")
-	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(hostsPath, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := nobodysKubeconfig(t, c, base)
+	n := setupForNobody(t, c)
+	env, base, hostsPath, kubeconfig := n.env, n.base, n.hostsPath, n.kubeconfig
 	in := startInstanceKubeconfig(t, kubeconfig, env, hostsPath, filepath.Join(base, "state.json"), "-n", "demo", "--instance", "shared")
 	clustertest.WaitAnswers(t, hostsPath, "web", "demo", in.stderr)
 

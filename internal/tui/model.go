@@ -530,7 +530,7 @@ func (m *Model) openLog(f *api.Forward, pod, container string) tea.Cmd {
 	m.closeLog("")
 	b := m.backend
 	if b == nil {
-		m.flash, m.flashAt = "not attached to an instance", m.now()
+		m.flash, m.flashAt = errNotAttached.Error(), m.now()
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -601,31 +601,38 @@ func readLines(id int, ch <-chan string) tea.Cmd {
 	}
 }
 
-// act runs an action against the instance and reports what it did.
-func (m Model) act(verb string, do func(context.Context, Backend) ([]string, error)) tea.Cmd {
+// errNotAttached is what an action says when no instance answers.
+var errNotAttached = errors.New("not attached to an instance")
+
+// call runs fn against the attached instance, bounded by actionWait, in a
+// command; without an instance the command answers fail(errNotAttached).
+func (m Model) call(fail func(error) tea.Msg, fn func(context.Context, Backend) tea.Msg) tea.Cmd {
 	b := m.backend
 	if b == nil {
-		return func() tea.Msg { return resultMsg{err: errors.New("not attached to an instance")} }
+		return func() tea.Msg { return fail(errNotAttached) }
 	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), actionWait)
 		defer cancel()
-		done, err := do(ctx, b)
-		return resultMsg{text: verb + " " + strings.Join(done, ", "), err: err}
+		return fn(ctx, b)
 	}
 }
 
+func failResult(err error) tea.Msg { return resultMsg{err: err} }
+
+// act runs an action against the instance and reports what it did.
+func (m Model) act(verb string, do func(context.Context, Backend) ([]string, error)) tea.Cmd {
+	return m.call(failResult, func(ctx context.Context, b Backend) tea.Msg {
+		done, err := do(ctx, b)
+		return resultMsg{text: verb + " " + strings.Join(done, ", "), err: err}
+	})
+}
+
 func (m Model) loadNamespaces() tea.Cmd {
-	b := m.backend
-	if b == nil {
-		return func() tea.Msg { return clusterNamespacesMsg{err: errors.New("not attached to an instance")} }
-	}
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), actionWait)
-		defer cancel()
+	return m.call(func(err error) tea.Msg { return clusterNamespacesMsg{err: err} }, func(ctx context.Context, b Backend) tea.Msg {
 		list, err := b.ClusterNamespaces(ctx)
 		return clusterNamespacesMsg{list: list, err: err}
-	}
+	})
 }
 
 // browserItems merges the cluster's namespaces with the forwarded ones.
@@ -723,13 +730,7 @@ func (m Model) editNamespace(k tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) changeNamespaces(op, verb, ns string) tea.Cmd {
-	b := m.backend
-	if b == nil {
-		return func() tea.Msg { return resultMsg{err: errors.New("not attached to an instance")} }
-	}
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(context.Background(), actionWait)
-		defer cancel()
+	return m.call(failResult, func(ctx context.Context, b Backend) tea.Msg {
 		change, err := b.ChangeNamespaces(ctx, op, []string{ns})
 		if err != nil {
 			return namespacesChangedMsg{resultMsg{err: err}}
@@ -743,7 +744,7 @@ func (m Model) changeNamespaces(op, verb, ns string) tea.Cmd {
 			text = strings.Join(change.Notes, "; ")
 		}
 		return namespacesChangedMsg{resultMsg{text: text}}
-	}
+	})
 }
 
 func (m Model) bodyHeight() int { return max(1, m.height-4) }
