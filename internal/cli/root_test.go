@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -36,5 +38,31 @@ func TestUsageErrors(t *testing.T) {
 		if out != "" || !strings.HasPrefix(errs, "kubefwd: ") || strings.Count(errs, "\n") != 1 {
 			t.Errorf("%v: want one line on stderr and nothing on stdout, got stdout %q stderr %q", args, out, errs)
 		}
+	}
+}
+
+// The full-screen view refuses to start without a terminal, as a usage
+// error in one line, before anything is written.
+func TestViewNeedsATerminal(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	stdin := os.Stdin
+	os.Stdin = null // whatever terminal the test runs in
+	defer func() { os.Stdin = stdin }()
+	hostsPath := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"ui"}, {"svc", "--tui", "-n", "demo", "--hosts-path", hostsPath}} {
+		code, out, errs := run(args...)
+		if code != ExitUsage || out != "" || !strings.Contains(errs, "needs a terminal") || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+	if data, _ := os.ReadFile(hostsPath); string(data) != "127.0.0.1 localhost\n" {
+		t.Errorf("the hosts file changed: %q", data)
 	}
 }

@@ -176,14 +176,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, readLines(msg.id, m.pl.ch)
 	case resultMsg:
-		m.flash, m.flashAt = msg.text, m.now()
+		m.flash, m.flashAt = sanitize(msg.text), m.now()
 		if msg.err != nil {
-			m.flash = "error: " + msg.err.Error()
+			m.flash = "error: " + sanitize(msg.err.Error())
 		}
 	case namespacesChangedMsg:
-		m.flash, m.flashAt = msg.text, m.now()
+		m.flash, m.flashAt = sanitize(msg.text), m.now()
 		if msg.err != nil {
-			m.flash = "error: " + msg.err.Error()
+			m.flash = "error: " + sanitize(msg.err.Error())
 		}
 		m.br.loading = true
 		return m, m.loadNamespaces() // what the instance now forwards
@@ -191,13 +191,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.br.loading = false
 		m.br.err = ""
 		if msg.err != nil {
-			m.br.err = msg.err.Error()
+			m.br.err = sanitize(msg.err.Error())
 		}
 		m.br.list = msg.list
 		m.br.items = browserItems(m.st, msg.list)
 		for _, cn := range msg.list {
 			if cn.Error != "" {
-				m.br.err = cn.Context + ": cannot list namespaces: " + cn.Error
+				m.br.err = sanitize(cn.Context + ": cannot list namespaces: " + cn.Error)
 			}
 		}
 		m.br.cursor = min(m.br.cursor, max(0, len(m.br.items)-1))
@@ -210,6 +210,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // setStatus takes a new status: rates from the counters' change since the
 // last one, rows rebuilt, the selection kept on the same forward.
 func (m *Model) setStatus(st api.Status, at time.Time) {
+	sanitizeStatus(&st)
 	dt := at.Sub(m.stAt)
 	next := make(map[api.ForwardKey]totals, len(st.Forwards))
 	rates := make(map[api.ForwardKey][2]float64, len(st.Forwards))
@@ -226,6 +227,34 @@ func (m *Model) setStatus(st api.Status, at time.Time) {
 	if m.screen == screenBrowser && m.br.list != nil {
 		m.br.items = browserItems(m.st, m.br.list) // what is forwarded now
 		m.br.cursor = min(m.br.cursor, max(0, len(m.br.items)-1))
+	}
+}
+
+// sanitizeStatus keeps what the instance reports (much of it the
+// cluster's text: reasons, errors) from driving the terminal.
+func sanitizeStatus(st *api.Status) {
+	for i := range st.Forwards {
+		f := &st.Forwards[i]
+		f.Reason, f.Address = sanitize(f.Reason), sanitize(f.Address)
+		for j := range f.Names {
+			f.Names[j] = sanitize(f.Names[j])
+		}
+		for j := range f.Skipped {
+			f.Skipped[j] = sanitize(f.Skipped[j])
+		}
+		for j := range f.Ports {
+			f.Ports[j].LastError = sanitize(f.Ports[j].LastError)
+		}
+		for j := range f.Endpoints {
+			ep := &f.Endpoints[j]
+			ep.Node, ep.IP = sanitize(ep.Node), sanitize(ep.IP)
+		}
+	}
+	for i := range st.Namespaces {
+		for j := range st.Namespaces[i].Namespaces {
+			ns := &st.Namespaces[i].Namespaces[j]
+			ns.Error = sanitize(ns.Error)
+		}
 	}
 }
 

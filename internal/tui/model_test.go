@@ -316,3 +316,22 @@ func TestQuit(t *testing.T) {
 		}
 	}
 }
+
+// What the cluster says (reasons, errors) is shown, never obeyed by the
+// terminal: escape sequences in it arrive as text.
+func TestHostileTextIsNotObeyed(t *testing.T) {
+	m, _ := view(t, 160, 30)
+	st := fixture(1000)
+	st.Forwards[0].Reason = "\x1b]52;c;ZXZpbA==\a"
+	st.Forwards[4].Ports[0].LastError = "\x1b[2Jcleared"
+	st.Namespaces[0].Namespaces[0].Error = "\x1b[31mred"
+	m = send(t, m, statusMsg{st: st, at: t0.Add(time.Second)}, resultMsg{err: errors.New("\x1b]0;title\a")})
+	screens := []string{m.Render(), keys(t, m, "enter").Render(), keys(t, m, "G", "k", "enter").Render()}
+	for _, out := range screens {
+		for _, bad := range []string{"\x1b]52", "\x1b[2J", "\x1b]0;", "\x1b[31mred"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("the screen passes %q to the terminal", bad)
+			}
+		}
+	}
+}
