@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kubefwd/kubefwd/internal/api"
@@ -148,7 +149,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.status)
 	// A registry of our own: no process-wide state.
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(newCollector(s.Engine))
+	// The runtime's and the process's own figures (goroutines, heap, open
+	// files, resident memory) beside kubefwd's: what a long run is watched by.
+	registry.MustRegister(newCollector(s.Engine), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /v1/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("POST /v1/refresh", s.refresh)

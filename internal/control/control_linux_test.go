@@ -329,6 +329,13 @@ func TestMetrics(t *testing.T) {
 	if v := value("kubefwd_tunnel_dial_failures_total", map[string]string{"context": "dev"}); v != 1 {
 		t.Errorf("dial failures = %v", v)
 	}
+	// The runtime's and the process's figures, which a long run is watched by.
+	if v := value("go_goroutines", nil); v < 1 {
+		t.Errorf("goroutines = %v", v)
+	}
+	if v := value("process_open_fds", nil); v < 3 {
+		t.Errorf("open fds = %v", v)
+	}
 }
 
 // TestBadRequests: malformed input gets a 400 with a message, never a

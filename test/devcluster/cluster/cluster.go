@@ -78,7 +78,7 @@ type Cluster struct {
 	log       io.Writer
 	backends  *backends
 	stopBack  context.CancelFunc
-	apiProc   *apiserverProcess
+	procs     map[string]*componentProcess // components stopped and started by the harness
 
 	verifiedMu   sync.Mutex
 	verifiedUIDs map[types.UID]bool // pods proven to answer; guarded by verifiedMu
@@ -132,6 +132,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		Binaries:   bins,
 		root:       root,
 		log:        logw,
+		procs:      map[string]*componentProcess{},
 	}
 	// The cluster is passed in: by the time this runs, `return nil, err` has
 	// set the result c to nil.
@@ -286,10 +287,10 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		c.stopBack = nil
 	}
 	var errs []error
-	if c.apiProc != nil {
-		// A kube-apiserver we restarted ourselves: kwokctl kills it through
+	for _, p := range c.procs {
+		// A component we restarted ourselves: kwokctl kills it through
 		// the pid file too, but reap our child so it does not linger.
-		defer c.apiProc.reap()
+		defer p.reap()
 	}
 	if _, err := os.Stat(c.root); err == nil {
 		pids := componentPids(c.ClusterDir())

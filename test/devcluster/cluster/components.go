@@ -13,9 +13,15 @@ import (
 	"time"
 )
 
-// apiserverProcess remembers how kube-apiserver was started, so that a fault
+// Component names, as kwokctl names their pid files and logs.
+const (
+	APIServer      = "kube-apiserver"
+	KwokController = "kwok-controller"
+)
+
+// componentProcess remembers how a component was started, so that a fault
 // test can stop it and start it again with the same command line.
-type apiserverProcess struct {
+type componentProcess struct {
 	argv []string
 	env  []string
 	dir  string
@@ -23,50 +29,60 @@ type apiserverProcess struct {
 	done chan struct{}
 }
 
-func (c *Cluster) apiserverPidFile() string {
-	return filepath.Join(c.ClusterDir(), "pids", "kube-apiserver.pid")
+func (c *Cluster) pidFile(component string) string {
+	return filepath.Join(c.ClusterDir(), "pids", component+".pid")
 }
 
 // StopAPIServer kills kube-apiserver (as a crash or a network cut would look to
 // clients: connections drop, new ones are refused) and waits until it is gone.
 // Everything else (etcd, kwok, backends) keeps running.
-func (c *Cluster) StopAPIServer(ctx context.Context) error {
-	pid, err := readPid(c.apiserverPidFile())
+func (c *Cluster) StopAPIServer(ctx context.Context) error { return c.StopComponent(ctx, APIServer) }
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer and waits
+// until it serves requests.
+func (c *Cluster) StartAPIServer(ctx context.Context) error { return c.StartComponent(ctx, APIServer) }
+
+// StopComponent kills one of the cluster's processes (APIServer,
+// KwokController) with SIGKILL, as a crash looks to its clients, and waits
+// until it is gone. The others keep running.
+func (c *Cluster) StopComponent(ctx context.Context, component string) error {
+	pid, err := readPid(c.pidFile(component))
 	if err != nil {
-		return fmt.Errorf("find kube-apiserver of %s: %w", c.Name, err)
+		return fmt.Errorf("find %s of %s: %w", component, c.Name, err)
 	}
 	if !processAlive(pid) {
-		return fmt.Errorf("kube-apiserver of %s is not running", c.Name)
+		return fmt.Errorf("%s of %s is not running", component, c.Name)
 	}
-	if c.apiProc == nil {
-		p, err := inspectProcess(pid)
-		if err != nil {
-			return fmt.Errorf("inspect kube-apiserver (pid %d): %w", pid, err)
+	p := c.procs[component]
+	if p == nil {
+		if p, err = inspectProcess(pid); err != nil {
+			return fmt.Errorf("inspect %s (pid %d): %w", component, pid, err)
 		}
-		c.apiProc = p
+		c.procs[component] = p
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stop kube-apiserver (pid %d): %w", pid, err)
+		return fmt.Errorf("stop %s (pid %d): %w", component, pid, err)
 	}
-	if c.apiProc.cmd != nil {
-		<-c.apiProc.done
+	if p.cmd != nil {
+		<-p.done
 	}
 	return Poll(ctx, 30*time.Second, func(context.Context) (bool, error) {
 		return !processAlive(pid), nil
 	})
 }
 
-// StartAPIServer starts kube-apiserver again after StopAPIServer and waits
-// until it serves requests.
-func (c *Cluster) StartAPIServer(ctx context.Context) error {
-	if c.apiProc == nil {
-		return errors.New("StartAPIServer: the apiserver was not stopped by StopAPIServer")
+// StartComponent starts a component again after StopComponent, with the
+// command line it had, and waits until it runs (kube-apiserver: until it
+// serves requests).
+func (c *Cluster) StartComponent(ctx context.Context, component string) error {
+	p := c.procs[component]
+	if p == nil {
+		return fmt.Errorf("StartComponent: %s was not stopped by StopComponent", component)
 	}
-	if pid, err := readPid(c.apiserverPidFile()); err == nil && processAlive(pid) {
-		return fmt.Errorf("kube-apiserver of %s is already running (pid %d)", c.Name, pid)
+	if pid, err := readPid(c.pidFile(component)); err == nil && processAlive(pid) {
+		return fmt.Errorf("%s of %s is already running (pid %d)", component, c.Name, pid)
 	}
-	p := c.apiProc
-	logFile, err := os.OpenFile(filepath.Join(c.ClusterDir(), "logs", "kube-apiserver.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(filepath.Join(c.ClusterDir(), "logs", component+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -80,7 +96,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 	// goes to the harness, which then tears the cluster down in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start kube-apiserver: %w", err)
+		return fmt.Errorf("start %s: %w", component, err)
 	}
 	p.cmd = cmd
 	p.done = make(chan struct{})
@@ -89,21 +105,24 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		close(p.done)
 	}()
 	// kwokctl stops components through their pid files.
-	if err := os.WriteFile(c.apiserverPidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+	if err := os.WriteFile(c.pidFile(component), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		return err
 	}
 	return Poll(ctx, time.Minute, func(ctx context.Context) (bool, error) {
 		select {
 		case <-p.done:
-			return false, fmt.Errorf("kube-apiserver exited at start; see %s", logFile.Name())
+			return false, fmt.Errorf("%s exited at start; see %s", component, logFile.Name())
 		default:
+		}
+		if component != APIServer {
+			return true, nil
 		}
 		body, err := c.Clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
 	})
 }
 
-func (p *apiserverProcess) reap() {
+func (p *componentProcess) reap() {
 	if p.cmd == nil {
 		return
 	}
@@ -113,7 +132,7 @@ func (p *apiserverProcess) reap() {
 
 // inspectProcess reads a running process's command line, environment and
 // working directory from /proc.
-func inspectProcess(pid int) (*apiserverProcess, error) {
+func inspectProcess(pid int) (*componentProcess, error) {
 	proc := filepath.Join("/proc", strconv.Itoa(pid))
 	cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
 	if err != nil {
@@ -138,7 +157,7 @@ func inspectProcess(pid int) (*apiserverProcess, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty command line")
 	}
-	return &apiserverProcess{argv: argv, env: split(environ), dir: dir}, nil
+	return &componentProcess{argv: argv, env: split(environ), dir: dir}, nil
 }
 
 func readPid(path string) (int, error) {
