@@ -18,6 +18,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/seed"
+	"github.com/kubefwd/kubefwd/test/procstat"
 )
 
 const mib = 1 << 20
@@ -72,12 +73,12 @@ func (b *bench) throughput(ctx context.Context) ([]Result, error) {
 			into *[]float64
 			cpu  *[]float64
 		}{{kf, kfAddr, &one.Kubefwd, &cpu.Kubefwd}, {kc, kcAddr, &one.Kubectl, &cpu.Kubectl}} {
-			before, _ := cpuSeconds(f.fwd.pid())
+			before, _ := procstat.CPUSeconds(f.fwd.pid())
 			took, err := download(f.addr, size)
 			if err != nil {
 				return nil, fmt.Errorf("%s download: %w", f.fwd.name, err)
 			}
-			after, _ := cpuSeconds(f.fwd.pid())
+			after, _ := procstat.CPUSeconds(f.fwd.pid())
 			*f.into = append(*f.into, float64(size)/took.Seconds()/1e6)
 			*f.cpu = append(*f.cpu, (after-before)/(float64(size)/(1<<30)))
 		}
@@ -508,9 +509,9 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold bool
 			// Settled: every listener open and every name written, no
 			// connection made yet.
 			time.Sleep(2 * time.Second)
-			rss, _ := memKiB(kf.pid(), "VmRSS")
+			rss, _ := procstat.MemKiB(kf.pid(), "VmRSS")
 			settled.Kubefwd = append(settled.Kubefwd, float64(rss)/1024)
-			ra, _ := memKiB(kf.pid(), "RssAnon")
+			ra, _ := procstat.MemKiB(kf.pid(), "RssAnon")
 			anon.Kubefwd = append(anon.Kubefwd, float64(ra)/1024)
 			var lat []float64
 			for _, addr := range addrs[:min(50, len(addrs))] {
@@ -530,7 +531,7 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold bool
 			return nil, err
 		}
 		secs.Kubefwd = append(secs.Kubefwd, time.Since(t0).Seconds())
-		hwm, _ := memKiB(kf.pid(), "VmHWM")
+		hwm, _ := procstat.MemKiB(kf.pid(), "VmHWM")
 		peak.Kubefwd = append(peak.Kubefwd, float64(hwm)/1024)
 		kf.stop()
 		// Watches are counted when they end, so count after kubefwd stops.

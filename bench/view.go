@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubefwd/kubefwd/internal/control"
 	"github.com/kubefwd/kubefwd/test/devcluster/seed"
+	"github.com/kubefwd/kubefwd/test/procstat"
 )
 
 // screen is `kubefwd ui` in a pseudo-terminal; it notes when output
@@ -211,7 +212,7 @@ func (b *bench) view(ctx context.Context, spec seed.Spec) ([]Result, error) {
 func cpuOver(d time.Duration, pids ...int) ([]float64, error) {
 	before := make([]float64, len(pids))
 	for i, pid := range pids {
-		s, err := cpuSeconds(pid)
+		s, err := procstat.CPUSeconds(pid)
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +221,7 @@ func cpuOver(d time.Duration, pids ...int) ([]float64, error) {
 	time.Sleep(d)
 	out := make([]float64, len(pids))
 	for i, pid := range pids {
-		s, err := cpuSeconds(pid)
+		s, err := procstat.CPUSeconds(pid)
 		if err != nil {
 			return nil, err
 		}
