@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -64,6 +65,12 @@ func (h asUserHosts) Apply(entries []hosts.Entry) (skipped []hosts.Skipped, err 
 }
 
 func (h asUserHosts) Remove() error { return h.user.Do(h.f.Remove) }
+
+// Watch follows the file (its directory watched with user's rights), so
+// kubefwd can put its block back when another program drops it.
+func (h asUserHosts) Watch(ctx context.Context, changed func()) error {
+	return h.f.Watch(ctx, h.user.Do, changed)
+}
 
 func (h asUserHosts) RemoveStale() (gone []hosts.Owner, err error) {
 	err = h.user.Do(func() (err error) { gone, err = h.f.RemoveStale(); return err })

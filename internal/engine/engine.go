@@ -232,6 +232,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		})
 	}
 	bg.Go(func() { e.writeHosts(runCtx) })
+	if w, ok := e.opts.Hosts.(hostsWatcher); ok {
+		bg.Go(func() { e.watchHosts(runCtx, w) })
+	}
 	bg.Go(func() { e.watchSleep(runCtx) })
 	worker := make(chan struct{})
 	go func() {
