@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 45m
 STATICCHECK_VERSION ?= v0.8.2
 GOVULNCHECK_VERSION ?= v1.9.0
 
-.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick clean lint staticcheck govulncheck check-tracked hostile
+.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick soak soak-quick clean lint staticcheck govulncheck check-tracked hostile
 
 all: build
 
@@ -29,6 +29,17 @@ bench: devcluster-binaries
 
 bench-quick: devcluster-binaries
 	$(GO) run ./bench --quick $(ARGS)
+
+# A working day in half an hour: kubefwd under steady traffic and a seeded
+# schedule of faults on the devcluster. Writes RELIABILITY.md and
+# soak/results/*.json; `make soak ARGS="--seed=N"` replays a run.
+soak: devcluster-binaries
+	$(GO) run ./soak $(ARGS)
+
+# Every fault kind once (about 3 minutes): fails only when a fault could
+# not be caused or a connection failed while a ready replica existed.
+soak-quick: devcluster-binaries
+	$(GO) run ./soak --quick $(ARGS)
 
 # kubefwd must keep building where it is not tested here.
 cross:

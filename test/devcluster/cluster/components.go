@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Component names, as kwokctl names their pid files and logs.
@@ -81,6 +84,17 @@ func (c *Cluster) StartComponent(ctx context.Context, component string) error {
 	}
 	if pid, err := readPid(c.pidFile(component)); err == nil && processAlive(pid) {
 		return fmt.Errorf("%s of %s is already running (pid %d)", component, c.Name, pid)
+	}
+	if component == KwokController {
+		// kwok manages a node's pods only while it holds the node's Lease,
+		// under an identity new to each process; the old process's Lease
+		// runs 200 s (kwokctl's setting), so a restarted kwok would leave
+		// every pod alone that long. A kubelet restarting keeps its node:
+		// let the new kwok take the Leases at once.
+		leases := c.Clientset.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+		if err := leases.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			return fmt.Errorf("release the nodes' leases for the new %s: %w", component, err)
+		}
 	}
 	logFile, err := os.OpenFile(filepath.Join(c.ClusterDir(), "logs", component+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
