@@ -54,6 +54,10 @@ func Handler(namespace, pod string, port int32) http.Handler {
 		}
 	})
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		// Echoing writes before the body is read to its end; without full
+		// duplex, net/http's HTTP/1 server stops the body at the first
+		// flush and a keep-alive client gets a short answer.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		if r.ContentLength >= 0 {
 			w.Header().Set("Content-Length", strconv.FormatInt(r.ContentLength, 10))

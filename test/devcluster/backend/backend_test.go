@@ -2,6 +2,7 @@ package backend
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -140,5 +141,27 @@ func TestDrainAnswersAcceptedConnections(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("Drain did not return once the accepted connection was answered")
+	}
+}
+
+// /echo gives back every byte of bodies larger than a write buffer, again
+// and again on one keep-alive connection, as a long-lived client uses it.
+func TestEchoKeepAlive(t *testing.T) {
+	srv := httptest.NewServer(Handler("ns", "pod", 8080))
+	defer srv.Close()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, size := range []int{100, 2048, 64 << 10, 1 << 20} {
+		body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+		for i := range 3 {
+			resp, err := hc.Post(srv.URL+"/echo", "application/octet-stream", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("echo %d of %d bytes: %d back, %v", i, len(body), len(got), err)
+			}
+		}
 	}
 }
