@@ -109,15 +109,17 @@ func (p *Pool) remove(pod Pod, e *poolEntry) bool {
 	return false
 }
 
-// RetireGrace is how long a retired tunnel may keep carrying the streams it
-// has before it is closed under them.
+// RetireGrace is how long a retired tunnel's streams may move nothing
+// before the tunnel is closed under them.
 const RetireGrace = 5 * time.Second
 
 // Retire takes the tunnels of pods for which match returns true (all when
 // match is nil) out of use: the next connection to such a pod dials a new
-// tunnel, while streams already on the old one go on until they end or
-// grace has passed (a wedged tunnel's streams are stuck: that frees them).
-// It is what a refresh does, so that connections in flight are not cut.
+// tunnel, while streams already on the old one go on as long as they move
+// data (a download, a busy database session) and until they end. A tunnel
+// whose streams moved nothing for grace is closed under them: a wedged
+// tunnel's streams are stuck, and that frees them. It is what a refresh
+// does, so that connections in flight are not cut.
 func (p *Pool) Retire(match func(Pod) bool, grace time.Duration) {
 	p.mu.Lock()
 	var retired []*poolEntry
@@ -137,23 +139,24 @@ func (p *Pool) Retire(match func(Pod) bool, grace time.Duration) {
 	}
 }
 
-// drain closes e's tunnel once it carries no stream, after grace, or at
-// once when the pool shuts down.
+// drain closes e's tunnel once it carries no stream, once its streams
+// moved nothing for grace (counted from the retirement at the earliest),
+// or at once when the pool shuts down.
 func (p *Pool) drain(e *poolEntry, grace time.Duration) {
 	<-e.ready
 	if e.t == nil {
 		return
 	}
-	deadline := time.NewTimer(grace)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
+	retired := time.Now()
+	tick := time.NewTicker(min(50*time.Millisecond, grace/4))
 	defer tick.Stop()
 	for e.t.Streams() > 0 {
 		select {
 		case <-tick.C:
-		case <-deadline.C:
-			e.t.Close()
-			return
+			if time.Since(retired) >= grace && e.t.Quiet() >= grace {
+				e.t.Close()
+				return
+			}
 		case <-e.t.Done():
 			return
 		case <-p.shutdown:

@@ -3,6 +3,7 @@ package forward_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -110,6 +111,42 @@ func TestPoolRetireGrace(t *testing.T) {
 	}
 	if !closedWithin(tun, 10*time.Second) {
 		t.Fatal("a retired tunnel with a stuck stream outlived its grace")
+	}
+}
+
+// A retired tunnel whose stream keeps moving data (a long download) is not
+// cut when its grace is over: grace counts silence, not age. Once the
+// stream falls silent, the tunnel closes a grace later.
+func TestPoolRetireKeepsBusyStream(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "poolbusy", "web", 1)
+	p := poolFor(t, c, time.Hour)
+	tun, err := p.Get(t.Context(), forward.Pod{Namespace: "poolbusy", Name: pods[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tun.Open(t.Context(), 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const size = 1 << 30 // far more than is read: the download outlives the test
+	if _, err := fmt.Fprintf(s, "GET /bytes?n=%d HTTP/1.1\r\nHost: pool\r\n\r\n", size); err != nil {
+		t.Fatal(err)
+	}
+	const grace = 500 * time.Millisecond
+	retired := time.Now()
+	p.Retire(nil, grace)
+	// Read slowly, a little every 100 ms, for 4 graces.
+	buf := make([]byte, 4096)
+	for end := time.Now().Add(4 * grace); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if _, err := s.Read(buf); err != nil {
+			t.Fatalf("the busy stream was cut %s after its tunnel was retired: %v", time.Since(retired).Round(time.Millisecond), err)
+		}
+	}
+	// Silent from now on (the pod's sends stall once buffers fill).
+	if !closedWithin(tun, 20*time.Second) {
+		t.Fatal("a retired tunnel whose stream fell silent outlived its grace")
 	}
 }
 

@@ -28,6 +28,7 @@ type Tunnel struct {
 	conn     streamhttp.Connection
 	nextID   atomic.Uint64
 	done     chan struct{}
+	moved    atomic.Int64 // when a stream last moved a byte (unix ns)
 
 	mu       sync.Mutex
 	open     int       // streams not yet closed; guarded by mu
@@ -37,6 +38,7 @@ type Tunnel struct {
 
 func newTunnel(pod Pod, conn streamhttp.Connection, protocol string) *Tunnel {
 	t := &Tunnel{pod: pod, protocol: protocol, conn: conn, done: make(chan struct{}), lastUsed: time.Now()}
+	t.moved.Store(time.Now().UnixNano())
 	go func() {
 		<-conn.CloseChan()
 		t.markClosed()
@@ -178,6 +180,16 @@ func (t *Tunnel) release() {
 	}
 }
 
+// Quiet is how long no stream of the tunnel has moved a byte either way
+// (since it was opened, if none has).
+func (t *Tunnel) Quiet() time.Duration {
+	return time.Since(time.Unix(0, t.moved.Load()))
+}
+
+// touch notes that a stream moved data. One clock read and atomic store per
+// read or write, which carry up to a buffer's worth each.
+func (t *Tunnel) touch() { t.moved.Store(time.Now().UnixNano()) }
+
 // Stream is one TCP connection to a pod's port, carried on a tunnel.
 type Stream struct {
 	tunnel     *Tunnel
@@ -201,10 +213,22 @@ func (s *Stream) readRemoteError() {
 }
 
 // Read reads what the pod sent.
-func (s *Stream) Read(p []byte) (int, error) { return s.data.Read(p) }
+func (s *Stream) Read(p []byte) (int, error) {
+	n, err := s.data.Read(p)
+	if n > 0 {
+		s.tunnel.touch()
+	}
+	return n, err
+}
 
 // Write sends to the pod.
-func (s *Stream) Write(p []byte) (int, error) { return s.data.Write(p) }
+func (s *Stream) Write(p []byte) (int, error) {
+	n, err := s.data.Write(p)
+	if n > 0 {
+		s.tunnel.touch()
+	}
+	return n, err
+}
 
 // CloseWrite tells the pod that no more data will come (a TCP half-close).
 func (s *Stream) CloseWrite() error { return s.data.Close() }
