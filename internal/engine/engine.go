@@ -109,8 +109,11 @@ type Engine struct {
 	// hostsSkipped is every name the last hosts write left out (refused
 	// here, or by the hosts writer); guarded by mu.
 	hostsSkipped []hosts.Skipped
-	conns        map[net.Conn]struct{}
-	serving      sync.WaitGroup // accept loops and connections
+	// hostsErr is why the last hosts write failed ("" once one succeeds;
+	// it is retried); guarded by mu.
+	hostsErr string
+	conns    map[net.Conn]struct{}
+	serving  sync.WaitGroup // accept loops and connections
 
 	started  time.Time
 	statusMu sync.Mutex

@@ -58,6 +58,9 @@ type fwdOptions struct {
 	wait       time.Duration
 	domain     string
 	mapping    catalog.Mapping
+	// hostsDir makes the hosts path a directory, so that every write of
+	// it fails until the test puts a file there.
+	hostsDir bool
 }
 
 // startEngine runs the engine the way `kubefwd svc` does, until the test
@@ -66,7 +69,11 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fwd{hostsPath: filepath.Join(dir, "hosts")}
-	if err := os.WriteFile(f.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+	if o.hostsDir {
+		if err := os.Mkdir(f.hostsPath, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.WriteFile(f.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	kubeconfig := o.kubeconfig
@@ -1211,5 +1218,47 @@ func TestRemovedServiceReleasesItsPods(t *testing.T) {
 	}
 	if found != 2 {
 		t.Errorf("the state holds %d of db's two addresses:\n%s", found, data)
+	}
+}
+
+// A hosts write that fails is retried on its own: once the file can be
+// written again the names appear, with no change to any Service. Until
+// then status and events say why.
+func TestHostsWriteRetried(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "hostsretry", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"hostsretry"}, hostsDir: true})
+	sub := f.engine.Subscribe()
+	defer sub.Close()
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		return strings.Contains(f.engine.Status().HostsError, "is a directory"), nil
+	})
+	if err != nil {
+		t.Fatalf("status never said the hosts file could not be written: %q", f.engine.Status().HostsError)
+	}
+	// The event is sent before status changes.
+	var got []api.Event
+	for seen := false; !seen; {
+		select {
+		case ev := <-sub.Events():
+			got = append(got, ev)
+			seen = ev.Type == api.EventHostsError && strings.Contains(ev.Message, "is a directory")
+		default:
+			t.Fatalf("no %s event among %+v", api.EventHostsError, got)
+		}
+	}
+
+	// Repaired behind kubefwd's back; nothing in the cluster changes.
+	if err := os.Remove(f.hostsPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.waitName(t, "web")
+	if msg := f.engine.Status().HostsError; msg != "" {
+		t.Errorf("status still says the hosts file cannot be written: %q", msg)
 	}
 }
