@@ -1262,3 +1262,37 @@ func TestHostsWriteRetried(t *testing.T) {
 		t.Errorf("status still says the hosts file cannot be written: %q", msg)
 	}
 }
+
+// The address state is written while the engine runs, and a write that
+// fails is tried again on its own: once it can be written the new
+// Service's address is on disk, with nothing else changing.
+func TestStateSavedWhileRunningAndRetried(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	if err := c.CreateNamespace(ctx, "stateretry"); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"stateretry"}, statePath: state})
+	// A directory where the file goes: every save fails until it is gone.
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateApp(ctx, "stateretry", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	f.waitName(t, "web")
+	// Saves come within about a second of a change: by now one failed.
+	time.Sleep(2 * time.Second)
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	err := cluster.Poll(ctx, 20*time.Second, func(context.Context) (bool, error) {
+		data, _ := os.ReadFile(state)
+		return strings.Contains(string(data), `/stateretry/web"`), nil
+	})
+	if err != nil {
+		data, _ := os.ReadFile(state)
+		t.Fatalf("the state file never held web while the engine ran:\n%s", data)
+	}
+}
