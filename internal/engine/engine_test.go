@@ -58,6 +58,7 @@ type fwdOptions struct {
 	wait       time.Duration
 	domain     string
 	mapping    catalog.Mapping
+	logs       io.Writer // also gets the engine's log
 	// hostsDir makes the hosts path a directory, so that every write of
 	// it fails until the test puts a file there.
 	hostsDir bool
@@ -105,6 +106,10 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	if wait == 0 {
 		wait = 20 * time.Second
 	}
+	var logTo io.Writer = testWriter{t}
+	if o.logs != nil {
+		logTo = io.MultiWriter(logTo, o.logs)
+	}
 	eng, err := engine.New(engine.Options{
 		Targets: targets,
 		Domain:  o.domain,
@@ -112,7 +117,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 		State:   loopback.Store{Path: state},
 		Hosts:   &hosts.File{Path: f.hostsPath, Block: hosts.Block{ID: "test", Owner: "pid=0"}},
 		Proxy:   forward.ProxyOptions{WaitForEndpoint: wait},
-		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:     slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1295,4 +1300,37 @@ func TestStateSavedWhileRunningAndRetried(t *testing.T) {
 		data, _ := os.ReadFile(state)
 		t.Fatalf("the state file never held web while the engine ran:\n%s", data)
 	}
+}
+
+// A burst of new Services is saved in a few writes, not one per Service.
+func TestStateSavesBatched(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	const ns, n = "stateburst", 150
+	if err := c.CreateNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	var logs clustertest.Buffer
+	f := startEngine(t, c, fwdOptions{namespaces: []string{ns}, logs: &logs})
+	start := time.Now()
+	for i := range n {
+		if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: ns, Name: fmt.Sprintf("svc-%d", i), Selector: "none",
+			Ports: []corev1.ServicePort{cluster.ServicePort("http", 80, intstr.FromInt32(8080))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitName(t, fmt.Sprintf("svc-%d", n-1))
+	burst := time.Since(start)
+	err := cluster.Poll(ctx, 10*time.Second, func(context.Context) (bool, error) {
+		return strings.Contains(logs.String(), fmt.Sprintf(`msg="address state saved" entries=%d`, n)), nil
+	})
+	if err != nil {
+		t.Fatalf("the state of all %d Services was never saved", n)
+	}
+	// At most two writes a second while they came, and the last.
+	saves := strings.Count(logs.String(), `msg="address state saved"`)
+	if limit := 2*int(burst.Seconds()+1) + 2; saves > limit {
+		t.Errorf("%d Services created over %v made %d state writes, want at most %d", n, burst.Round(time.Millisecond), saves, limit)
+	}
+	t.Logf("%d Services over %v: %d state writes", n, burst.Round(time.Millisecond), saves)
 }

@@ -73,6 +73,7 @@ func (e *Engine) saveState(ctx context.Context) {
 		for state := e.takeState(); state != nil; state = e.takeState() {
 			err := e.opts.State.Save(state)
 			if err == nil {
+				e.log.Debug("address state saved", "entries", len(state))
 				if failing != "" {
 					e.log.Info("address state saved again", "entries", len(state))
 					failing = ""
