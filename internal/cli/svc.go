@@ -38,7 +38,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/tui"
 )
 
-// svcOptions are `kubefwd svc`'s flags and what Complete derives from them.
+// svcOptions are `kubefwd svc`'s flags and what complete derives from them.
 type svcOptions struct {
 	streams Streams
 	// interrupts is where a second signal's cleanup is set (nil: none).
@@ -165,10 +165,7 @@ func (o *svcOptions) validate() error {
 	if _, err := parseMappings(o.mappings); err != nil {
 		return UsageError{Err: err}
 	}
-	if _, err := o.reservations(); err != nil {
-		return err
-	}
-	// Against each other only: a -z file's own are checked when it is read.
+	// -r against each other only: a -z file's come when it is read.
 	if _, err := o.mergeReservations(loopback.Config{}); err != nil {
 		return err
 	}
