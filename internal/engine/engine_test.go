@@ -1234,7 +1234,8 @@ func TestHostsWriteRetried(t *testing.T) {
 	if _, err := c.CreateApp(t.Context(), "hostsretry", "web", 1, 80); err != nil {
 		t.Fatal(err)
 	}
-	f := startEngine(t, c, fwdOptions{namespaces: []string{"hostsretry"}, hostsDir: true})
+	var logs clustertest.Buffer
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"hostsretry"}, hostsDir: true, logs: &logs})
 	sub := f.engine.Subscribe()
 	defer sub.Close()
 	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
@@ -1253,6 +1254,12 @@ func TestHostsWriteRetried(t *testing.T) {
 		default:
 			t.Fatalf("no %s event among %+v", api.EventHostsError, got)
 		}
+	}
+
+	// Retried after 1 s and 2 s more, the same error logged once.
+	time.Sleep(3500 * time.Millisecond)
+	if n := strings.Count(logs.String(), "cannot update the hosts file"); n != 1 {
+		t.Errorf("the same failure logged %d times, want once:\n%s", n, logs.String())
 	}
 
 	// Repaired behind kubefwd's back; nothing in the cluster changes.
