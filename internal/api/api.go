@@ -34,6 +34,9 @@ type Status struct {
 	// HostsSkipped are the names the last hosts write left out, and why
 	// (not valid there, the user's own entry, refused by the helper).
 	HostsSkipped []SkippedName `json:"hostsSkipped,omitempty"`
+	// HostsError is why the hosts file could not be written, while that
+	// lasts (kubefwd retries; the names in it may be stale or missing).
+	HostsError string `json:"hostsError,omitempty"`
 }
 
 // SkippedName is a name left out of the hosts file, and why.
@@ -281,6 +284,7 @@ const (
 	EventWatchError       = "watch-error"        // listing or watching the API failed
 	EventNamespaces       = "namespaces-changed" // the forwarded namespaces changed
 	EventRefresh          = "refresh"            // tunnels were dropped on request or after sleep
+	EventHostsError       = "hosts-error"        // the hosts file could not be written (retried)
 
 	// The stream's own: the first line of every stream, and the last one
 	// a client too slow to keep up gets before it is closed.

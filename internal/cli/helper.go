@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"os/user"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,14 +56,12 @@ func newHelperRunCommand(streams Streams) *cobra.Command {
 			if os.Geteuid() != 0 {
 				return PrivilegeError{errors.New("the helper must run as root: sudo kubefwd helper run, or install it as a service with sudo kubefwd helper install")}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			s := &helper.Server{
 				Socket: socket, HostsPath: hostsPath, Allow: uids,
 				Version: Version(), Log: commandLog(streams), Aliases: loopback.NewAliases(),
 				Policy: helper.Policy{AllowDomains: allowDomains},
 			}
-			return s.Serve(ctx)
+			return s.Serve(cmd.Context()) // ended by SIGINT or SIGTERM (Main)
 		},
 	}
 	f := cmd.Flags()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -47,13 +48,24 @@ type PrivilegeError struct{ Err error }
 func (e PrivilegeError) Error() string { return e.Err.Error() }
 func (e PrivilegeError) Unwrap() error { return e.Err }
 
-// Main runs kubefwd with args and returns the process exit code.
+// Main runs kubefwd with args and returns the process exit code. SIGINT
+// and SIGTERM end the command's context, here and nowhere else; a second
+// one exits at once (see interrupts).
 func Main(ctx context.Context, args []string, streams Streams) int {
-	root := NewRoot(streams)
+	ctx, in := watchInterrupts(ctx, streams.Err)
+	defer in.stop()
+	root := newRoot(streams, in)
 	root.SetArgs(defaultToSvc(args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	if sig, ok := in.signalled().(syscall.Signal); ok && errors.Is(err, context.Canceled) {
+		// Interrupted before it finished (a verb waiting on the instance,
+		// svc still checking its clusters): silent, with the status a
+		// process killed by the signal has in a shell, as before signals
+		// became cancellation.
+		return 128 + int(sig)
 	}
 	fmt.Fprintf(streams.Err, "kubefwd: %v\n", err)
 	var (
@@ -87,7 +99,11 @@ func defaultToSvc(args []string) []string {
 }
 
 // NewRoot builds the command tree.
-func NewRoot(streams Streams) *cobra.Command {
+func NewRoot(streams Streams) *cobra.Command { return newRoot(streams, nil) }
+
+// newRoot builds the command tree; in (nil: no signal handling) is where
+// svc sets its emergency cleanup.
+func newRoot(streams Streams, in *interrupts) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubefwd",
 		Short: "Reach every Service of a Kubernetes cluster by its in-cluster name and port",
@@ -106,7 +122,7 @@ func NewRoot(streams Streams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{Err: err} })
-	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams), newHelperCommand(streams), newExecAsUserCommand())
+	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams, in), newHelperCommand(streams), newExecAsUserCommand())
 	// The verbs that steer a running instance link none of the engine.
 	root.AddCommand(ctl.Commands(streams, Version())...)
 	return root

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -37,9 +38,11 @@ import (
 	"github.com/kubefwd/kubefwd/internal/tui"
 )
 
-// svcOptions are `kubefwd svc`'s flags and what Complete derives from them.
+// svcOptions are `kubefwd svc`'s flags and what complete derives from them.
 type svcOptions struct {
 	streams Streams
+	// interrupts is where a second signal's cleanup is set (nil: none).
+	interrupts *interrupts
 
 	kubeFlags     *genericclioptions.ConfigFlags
 	kubeconfig    string
@@ -90,8 +93,8 @@ type helperSession interface {
 	HostsPath() string
 }
 
-func newSvcCommand(streams Streams) *cobra.Command {
-	o := &svcOptions{streams: streams, kubeFlags: genericclioptions.NewConfigFlags(false)}
+func newSvcCommand(streams Streams, in *interrupts) *cobra.Command {
+	o := &svcOptions{streams: streams, interrupts: in, kubeFlags: genericclioptions.NewConfigFlags(false)}
 	// These three are ours: upstream kubefwd's short flags and repeatable
 	// -n/-x take precedence over kubectl's single-valued ones.
 	o.kubeFlags.KubeConfig = nil
@@ -145,8 +148,74 @@ func newSvcCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-// complete validates the flags and resolves contexts; it changes nothing on
-// disk and contacts no cluster.
+// validate checks the flags on their own: each value, and which flags go
+// together. It is pure (no file, terminal or cluster), so every mistake it
+// can see is reported before anything else happens.
+func (o *svcOptions) validate() error {
+	if o.selector != "" {
+		if _, err := labels.Parse(o.selector); err != nil {
+			return UsageError{Err: fmt.Errorf("--selector %q: %v", o.selector, err)}
+		}
+	}
+	if o.fieldSelector != "" {
+		if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
+			return UsageError{Err: fmt.Errorf("--field-selector %q: %v", o.fieldSelector, err)}
+		}
+	}
+	if _, err := parseMappings(o.mappings); err != nil {
+		return UsageError{Err: err}
+	}
+	// -r against each other only: a -z file's come when it is read.
+	if _, err := o.mergeReservations(loopback.Config{}); err != nil {
+		return err
+	}
+	if o.nsFile != "" && (len(o.namespaces) > 0 || o.allNamespaces || o.idle) {
+		return UsageError{Err: errors.New("--namespaces-file cannot be combined with --namespace, --all-namespaces or --idle: the file says which namespaces to forward")}
+	}
+	if o.idle && (len(o.namespaces) > 0 || o.allNamespaces) {
+		return UsageError{Err: errors.New("--idle starts with no namespace; it cannot be combined with --namespace or --all-namespaces")}
+	}
+	switch o.helperMode {
+	case "auto", "always", "never":
+	default:
+		return UsageError{Err: fmt.Errorf("--helper %q: want auto, always or never", o.helperMode)}
+	}
+	if o.instance != "" {
+		if errs := validation.IsDNS1123Label(o.instance); len(errs) > 0 {
+			return UsageError{Err: fmt.Errorf("--instance %q: %s", o.instance, errs[0])}
+		}
+	}
+	return nil
+}
+
+// reservations parses the -r flags.
+func (o *svcOptions) reservations() ([]loopback.Reservation, error) {
+	var out []loopback.Reservation
+	for _, r := range o.reserves {
+		res, err := loopback.ParseReserve(r)
+		if err != nil {
+			return nil, UsageError{Err: err}
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// mergeReservations is the -z file's configuration with the -r flags over it.
+func (o *svcOptions) mergeReservations(file loopback.Config) (loopback.Config, error) {
+	cli, err := o.reservations()
+	if err != nil {
+		return loopback.Config{}, err
+	}
+	merged, err := loopback.Merge(file, cli)
+	if err != nil {
+		return loopback.Config{}, UsageError{Err: fmt.Errorf("--reserve: %w", err)}
+	}
+	return merged, nil
+}
+
+// complete validates the flags, reads the files they name and resolves
+// contexts; it changes nothing on disk and contacts no cluster.
 func (o *svcOptions) complete() error {
 	level := slog.LevelInfo
 	if o.verbose {
@@ -167,58 +236,23 @@ func (o *svcOptions) complete() error {
 	default:
 		o.log = slog.New(slog.NewTextHandler(o.streams.Err, &slog.HandlerOptions{Level: level}))
 	}
+	if err := o.validate(); err != nil {
+		return err
+	}
 
-	if o.selector != "" {
-		if _, err := labels.Parse(o.selector); err != nil {
-			return UsageError{Err: fmt.Errorf("--selector %q: %v", o.selector, err)}
-		}
-	}
-	if o.fieldSelector != "" {
-		if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
-			return UsageError{Err: fmt.Errorf("--field-selector %q: %v", o.fieldSelector, err)}
-		}
-	}
 	o.user = actingUser()
-	mapping, err := parseMappings(o.mappings)
-	if err != nil {
-		return UsageError{Err: err}
-	}
-	o.mapping = mapping
-
+	o.mapping, _ = parseMappings(o.mappings) // valid: see validate
 	cfg := loopback.Config{Base: loopback.DefaultBase}
+	var err error
 	if o.fwdConf != "" {
 		if err = o.user.Do(func() (err error) { cfg, err = loopback.LoadFile(o.fwdConf); return err }); err != nil {
 			return UsageError{Err: err}
 		}
 	}
-	var cli []loopback.Reservation
-	for _, r := range o.reserves {
-		res, err := loopback.ParseReserve(r)
-		if err != nil {
-			return UsageError{Err: err}
-		}
-		cli = append(cli, res)
-	}
-	if o.loopback, err = loopback.Merge(cfg, cli); err != nil {
-		return UsageError{Err: fmt.Errorf("--reserve: %w", err)}
+	if o.loopback, err = o.mergeReservations(cfg); err != nil {
+		return err
 	}
 
-	if o.nsFile != "" && (len(o.namespaces) > 0 || o.allNamespaces || o.idle) {
-		return UsageError{Err: errors.New("--namespaces-file cannot be combined with --namespace, --all-namespaces or --idle: the file says which namespaces to forward")}
-	}
-	if o.idle && (len(o.namespaces) > 0 || o.allNamespaces) {
-		return UsageError{Err: errors.New("--idle starts with no namespace; it cannot be combined with --namespace or --all-namespaces")}
-	}
-	switch o.helperMode {
-	case "auto", "always", "never":
-	default:
-		return UsageError{Err: fmt.Errorf("--helper %q: want auto, always or never", o.helperMode)}
-	}
-	if o.instance != "" {
-		if errs := validation.IsDNS1123Label(o.instance); len(errs) > 0 {
-			return UsageError{Err: fmt.Errorf("--instance %q: %s", o.instance, errs[0])}
-		}
-	}
 	var fileRefs []namespaces.Ref
 	if o.nsFile != "" {
 		if err = o.user.Do(func() (err error) { fileRefs, err = namespaces.ReadFile(o.nsFile); return err }); err != nil {
@@ -276,57 +310,113 @@ func (o *svcOptions) complete() error {
 	return nil
 }
 
+// run forwards until ctx ends (a signal, kubefwd stop, quitting --tui),
+// in steps: profiles, the helper session or local checks, preflight, the
+// engine, then the engine, control API, live view and namespaces file
+// together (serve).
 func (o *svcOptions) run(ctx context.Context) error {
 	// A closed stdout or stderr (the terminal or Tilt gone, `| head`) must
 	// not kill kubefwd before it removes its hosts entries: Go exits on
 	// SIGPIPE for writes to fds 1 and 2 unless the signal is ignored.
 	signal.Ignore(syscall.SIGPIPE)
-	if o.profileDir != "" {
-		var stop func() error
-		err := o.user.Do(func() (err error) { stop, err = startProfiles(o.profileDir); return err })
-		if err != nil {
-			return UsageError{Err: fmt.Errorf("--profile-dir: %w", err)}
-		}
-		defer func() {
-			if err := stop(); err != nil {
-				o.log.Warn("cannot write profiles", "err", err)
-			}
-		}()
+	stopProfiles, err := o.startProfiles()
+	if err != nil {
+		return err
 	}
+	defer stopProfiles()
 	id := randomID()
 	name := o.instance
 	if name == "" {
 		name = id
 	}
-	// With the privileged helper, this process needs no privilege: the
-	// helper binds the listeners and keeps the hosts entries.
-	session, err := o.connectHelper(ctx, name)
+	session, err := o.startHelperSession(ctx, name)
 	if err != nil {
 		return err
 	}
 	if session != nil {
-		// Keep holds the session open (reconnecting if the helper
-		// restarts) until the engine has finished, which removes its hosts
-		// entries through it on the way out.
-		keepCtx, stopKeep := context.WithCancel(context.Background())
-		keepDone := make(chan struct{})
-		go func() { defer close(keepDone); session.Keep(keepCtx) }()
-		defer func() { stopKeep(); <-keepDone }()
-		o.log.Info("using the kubefwd helper: listeners and hosts entries come from it", "socket", o.helperSocket, "hosts", session.HostsPath())
-	} else {
-		if err := o.checkHostsPath(); err != nil {
-			return err
-		}
-		if err := checkWritable(o.hostsPath, o.helperErr); err != nil {
-			return err
-		}
-		if !lowPortsAllowed() {
-			o.log.Warn("this user may not listen on ports below 1024: Services on such ports will not be forwarded; " +
-				"run with sudo, use the helper (sudo kubefwd helper install), or map them with -m (e.g. -m 80:8080)")
-		}
+		defer session.stop()
+	} else if err := o.checkLocal(); err != nil {
+		return err
 	}
+	targets, err := o.preflight(ctx)
+	if err != nil {
+		return err
+	}
+	opts, cleanup, err := o.engineOptions(targets, session, id)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(opts)
+	if err != nil {
+		return err
+	}
+	// First signal: shut down in order (ctx ends). Second: remove our
+	// hosts entries and exit at once.
+	o.interrupts.setForceQuit(cleanup)
+	defer o.interrupts.setForceQuit(nil)
+	return o.serve(ctx, eng, name)
+}
 
-	// Preflight every context; one failing does not stop the others.
+// startProfiles starts --profile-dir's profiles; stop writes them.
+func (o *svcOptions) startProfiles() (stop func(), err error) {
+	if o.profileDir == "" {
+		return func() {}, nil
+	}
+	var write func() error
+	err = o.user.Do(func() (err error) { write, err = startProfiles(o.profileDir); return err })
+	if err != nil {
+		return nil, UsageError{Err: fmt.Errorf("--profile-dir: %w", err)}
+	}
+	return func() {
+		if err := write(); err != nil {
+			o.log.Warn("cannot write profiles", "err", err)
+		}
+	}, nil
+}
+
+// keptSession is a helper session held open while kubefwd runs.
+type keptSession struct {
+	helperSession
+	stop func() // ends Keep; call after the engine has finished
+}
+
+// startHelperSession connects to the privileged helper when svc should use
+// one (nil: forward in-process). With it, this process needs no privilege:
+// the helper binds the listeners and keeps the hosts entries.
+func (o *svcOptions) startHelperSession(ctx context.Context, name string) (*keptSession, error) {
+	session, err := o.connectHelper(ctx, name)
+	if err != nil || session == nil {
+		return nil, err
+	}
+	// Keep holds the session open (reconnecting if the helper restarts)
+	// until the engine has finished, which removes its hosts entries
+	// through it on the way out: so not ctx, which ends first.
+	keepCtx, stopKeep := context.WithCancel(context.Background())
+	keepDone := make(chan struct{})
+	go func() { defer close(keepDone); session.Keep(keepCtx) }()
+	o.log.Info("using the kubefwd helper: listeners and hosts entries come from it", "socket", o.helperSocket, "hosts", session.HostsPath())
+	return &keptSession{helperSession: session, stop: func() { stopKeep(); <-keepDone }}, nil
+}
+
+// checkLocal fails early, before anything runs, when this process cannot
+// write the hosts file itself; it warns when low ports will be refused.
+func (o *svcOptions) checkLocal() error {
+	if err := o.checkHostsPath(); err != nil {
+		return err
+	}
+	if err := checkWritable(o.hostsPath, o.helperErr); err != nil {
+		return err
+	}
+	if !lowPortsAllowed() {
+		o.log.Warn("this user may not listen on ports below 1024: Services on such ports will not be forwarded; " +
+			"run with sudo, use the helper (sudo kubefwd helper install), or map them with -m (e.g. -m 80:8080)")
+	}
+	return nil
+}
+
+// preflight checks every context and returns those that can be used; one
+// failing does not stop the others, all failing is a ClusterError.
+func (o *svcOptions) preflight(ctx context.Context) ([]kube.Target, error) {
 	var targets []kube.Target
 	var failures []error
 	for _, t := range o.targets {
@@ -348,10 +438,17 @@ func (o *svcOptions) run(ctx context.Context) error {
 		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
-		return ClusterError{errors.Join(failures...)}
+		return nil, ClusterError{errors.Join(failures...)}
 	}
+	return targets, nil
+}
 
-	opts := engine.Options{
+// engineOptions are the engine's options for targets, writing the hosts
+// file through session or, without one, itself (id names its block; blocks
+// of instances that died go first). cleanup removes the hosts entries and
+// aliases at once, for a second signal.
+func (o *svcOptions) engineOptions(targets []kube.Target, session *keptSession, id string) (opts engine.Options, cleanup func(), err error) {
+	opts = engine.Options{
 		Targets: targets, LabelSelector: o.selector, FieldSelector: o.fieldSelector,
 		Mapping: o.mapping, Domain: o.domain, Loopback: o.loopback,
 		State:    loopback.Store{Path: o.stateFile, User: o.user},
@@ -360,102 +457,74 @@ func (o *svcOptions) run(ctx context.Context) error {
 		Log:      o.log,
 		Version:  Version(),
 	}
-	// cleanup removes our hosts entries and aliases at once (a second
-	// signal). Through the helper, ending the session does that.
-	var cleanup func()
 	if session != nil {
-		opts.Hosts, opts.Aliases, opts.Listen = session, helperAliases(session), session.Listen
-		cleanup = func() { session.Close() }
-	} else {
-		hostsFile := &hosts.File{Path: o.hostsPath, Block: hosts.Block{ID: id, Owner: hosts.Self().String()}, AfterWrite: func() {
-			if err := hosts.FlushDNSCache(); err != nil {
-				o.log.Warn("cannot flush the DNS cache", "err", err)
-			}
-		}, OnUserLines: func(lines []string) {
-			o.log.Warn("lines someone added inside kubefwd's hosts block were kept and moved out of it", "hosts", o.hostsPath, "lines", lines)
-		}}
-		hostsWriter := o.hostsWriter(hostsFile)
-		aliases := loopback.NewAliases()
-		opts.Hosts, opts.Aliases = hostsWriter, aliases
-		cleanup = func() {
-			_ = hostsWriter.Remove()
-			_ = aliases.RemoveAll()
-		}
-		// Blocks of instances that died without cleaning up (kill -9, a
-		// crash, a reboot) go first.
-		gone, err := hostsWriter.RemoveStale()
-		if err != nil {
-			return err
-		}
-		for _, owner := range gone {
-			o.log.Info("removed hosts entries left by a kubefwd that is no longer running", "pid", owner.PID, "hosts", o.hostsPath)
-		}
+		// Ending the session removes what the helper holds for us.
+		opts.Hosts, opts.Aliases, opts.Listen = session.helperSession, helperAliases(session.helperSession), session.Listen
+		return opts, func() { session.Close() }, nil
 	}
-	eng, err := engine.New(opts)
+	hostsFile := &hosts.File{Path: o.hostsPath, Block: hosts.Block{ID: id, Owner: hosts.Self().String()}, AfterWrite: func() {
+		if err := hosts.FlushDNSCache(); err != nil {
+			o.log.Warn("cannot flush the DNS cache", "err", err)
+		}
+	}, OnUserLines: func(lines []string) {
+		o.log.Warn("lines someone added inside kubefwd's hosts block were kept and moved out of it", "hosts", o.hostsPath, "lines", lines)
+	}}
+	hostsWriter := o.hostsWriter(hostsFile)
+	aliases := loopback.NewAliases()
+	opts.Hosts, opts.Aliases = hostsWriter, aliases
+	// Blocks of instances that died without cleaning up (kill -9, a crash,
+	// a reboot) go first.
+	gone, err := hostsWriter.RemoveStale()
 	if err != nil {
-		return err
+		return engine.Options{}, nil, err
 	}
+	for _, owner := range gone {
+		o.log.Info("removed hosts entries left by a kubefwd that is no longer running", "pid", owner.PID, "hosts", o.hostsPath)
+	}
+	return opts, func() {
+		_ = hostsWriter.Remove()
+		_ = aliases.RemoveAll()
+	}, nil
+}
 
-	// First signal: shut down in order. Second: remove our hosts entries
-	// and exit at once.
+// serve runs the engine, the control API (kubefwd status, events,
+// refresh, namespaces, stop), the live view (--tui) and the namespaces
+// file's follower until ctx ends or one of them ends them all: the engine
+// stopping, kubefwd stop, quitting the view. Only the engine's error is
+// kubefwd's: the others' are logged, and forwarding goes on without them.
+func (o *svcOptions) serve(ctx context.Context, eng *engine.Engine, name string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-sigs:
-			cleanup()
-			fmt.Fprintln(o.streams.Err, "kubefwd: second signal, exiting now")
-			os.Exit(ExitFailure)
-		case <-ctx.Done():
-		}
-	}()
-	// The local control API: kubefwd status, events, refresh, namespaces.
+	g, ctx := errgroup.WithContext(ctx)
 	uid, _ := invokingUser()
-	api := &control.Server{Engine: eng, Log: o.log, UID: uid, User: o.user, Stop: cancel}
-	apiDone := make(chan error, 1)
-	go func() {
-		err := api.Serve(ctx, control.Dir(uid), name)
-		if err != nil {
+	g.Go(func() error {
+		defer cancel()
+		return eng.Run(ctx)
+	})
+	g.Go(func() error {
+		api := &control.Server{Engine: eng, Log: o.log, UID: uid, User: o.user, Stop: cancel}
+		if err := api.Serve(ctx, control.Dir(uid), name); err != nil {
 			// Said at once: forwarding goes on, but nothing can steer it.
 			o.log.Error("control API unavailable: kubefwd status, refresh and namespaces cannot reach this instance", "err", err)
 		}
-		apiDone <- err
-	}()
-
-	viewDone := make(chan struct{})
+		return nil
+	})
 	if o.tui {
-		go func() {
-			defer close(viewDone)
+		g.Go(func() error {
+			defer cancel() // quitting the view stops kubefwd
 			o.runView(ctx, uid, name)
-			cancel() // quitting the view stops kubefwd
-		}()
-	} else {
-		close(viewDone)
+			return nil
+		})
 	}
-
-	followDone := make(chan error, 1)
 	if o.nsFile != "" {
-		go func() { followDone <- o.followFile(ctx, eng) }()
-	} else {
-		followDone <- nil
+		g.Go(func() error {
+			if err := o.followFile(ctx, eng); err != nil {
+				o.log.Warn("namespaces file", "err", err)
+			}
+			return nil
+		})
 	}
-	runErr := eng.Run(ctx)
-	cancel()
-	<-viewDone
-	<-apiDone
-	if err := <-followDone; err != nil {
-		o.log.Warn("namespaces file", "err", err)
-	}
-	return runErr
+	return g.Wait()
 }
 
 // runView shows the live view attached to this instance's own control

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,5 +121,60 @@ func TestDefaultToSvc(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("defaultToSvc(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// validate judges the flags alone, without files, terminal or cluster:
+// each mistake is one usage error (exit 2) naming the flag.
+func TestSvcValidate(t *testing.T) {
+	ok := func() svcOptions { return svcOptions{helperMode: "auto"} }
+	for _, tc := range []struct {
+		name     string
+		change   func(*svcOptions)
+		mentions string // "" : valid
+	}{
+		{"defaults", func(*svcOptions) {}, ""},
+		{"everything valid", func(o *svcOptions) {
+			o.selector, o.fieldSelector = "app=web,tier!=db", "metadata.name=web"
+			o.mappings, o.reserves = []string{"80:8080", "443:8443"}, []string{"web:127.1.28.1", "api.demo:127.1.28.2"}
+			o.namespaces, o.helperMode, o.instance = []string{"demo"}, "never", "dev-1"
+		}, ""},
+		{"namespaces file alone", func(o *svcOptions) { o.nsFile = "ns.txt" }, ""},
+		{"idle alone", func(o *svcOptions) { o.idle = true }, ""},
+		{"bad selector", func(o *svcOptions) { o.selector = "app in (a" }, `--selector "app in (a"`},
+		{"bad field selector", func(o *svcOptions) { o.fieldSelector = "a~b" }, `--field-selector "a~b"`},
+		{"mapping without local port", func(o *svcOptions) { o.mappings = []string{"80"} }, `--mapping "80"`},
+		{"mapping out of range", func(o *svcOptions) { o.mappings = []string{"80:99999"} }, `--mapping "80:99999"`},
+		{"port mapped twice", func(o *svcOptions) { o.mappings = []string{"80:81", "80:82"} }, "mapped twice"},
+		{"two ports onto one", func(o *svcOptions) { o.mappings = []string{"80:9000", "443:9000"} }, "both mapped to local port 9000"},
+		{"reserve without address", func(o *svcOptions) { o.reserves = []string{"api"} }, `--reserve "api"`},
+		{"reserve off loopback", func(o *svcOptions) { o.reserves = []string{"api:10.0.0.1"} }, "outside 127.0.0.0/8"},
+		{"one address reserved twice", func(o *svcOptions) { o.reserves = []string{"a:127.1.1.1", "b:127.1.1.1"} }, "reserved for both"},
+		{"namespaces file and -n", func(o *svcOptions) { o.nsFile, o.namespaces = "ns.txt", []string{"x"} }, "--namespaces-file cannot be combined"},
+		{"namespaces file and -A", func(o *svcOptions) { o.nsFile, o.allNamespaces = "ns.txt", true }, "--namespaces-file cannot be combined"},
+		{"namespaces file and --idle", func(o *svcOptions) { o.nsFile, o.idle = "ns.txt", true }, "--namespaces-file cannot be combined"},
+		{"idle and -A", func(o *svcOptions) { o.idle, o.allNamespaces = true, true }, "--idle starts with no namespace"},
+		{"idle and -n", func(o *svcOptions) { o.idle, o.namespaces = true, []string{"x"} }, "--idle starts with no namespace"},
+		{"unknown helper mode", func(o *svcOptions) { o.helperMode = "maybe" }, `--helper "maybe": want auto, always or never`},
+		{"instance not a DNS label", func(o *svcOptions) { o.instance = "My Instance" }, `--instance "My Instance"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := ok()
+			tc.change(&o)
+			err := o.validate()
+			if tc.mentions == "" {
+				if err != nil {
+					t.Fatalf("valid flags refused: %v", err)
+				}
+				return
+			}
+			var usage UsageError
+			if !errors.As(err, &usage) {
+				t.Fatalf("got %v (%T), want a usage error", err, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.mentions) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line naming %q", msg, tc.mentions)
+			}
+		})
 	}
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -367,9 +365,8 @@ parent (Tilt) goes away. The Tilt extension in integrations/tilt runs it.`,
 					return true
 				})
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			ctx, orphaned := context.WithCancel(ctx)
+			// SIGINT and SIGTERM end cmd.Context() (cli.Main).
+			ctx, orphaned := context.WithCancel(cmd.Context())
 			defer orphaned()
 			go exitWithParent(ctx, orphaned, log)
 			return f.Run(ctx)

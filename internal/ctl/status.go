@@ -128,6 +128,9 @@ func printStatus(streams cmdio.Streams, st api.Status, wide bool) {
 		}
 	}
 	w.Flush()
+	if st.HostsError != "" {
+		fmt.Fprintf(streams.Out, "\nthe hosts file cannot be written (retrying): %s\n", st.HostsError)
+	}
 	if len(st.HostsSkipped) > 0 {
 		fmt.Fprintln(streams.Out, "\nnames not written to the hosts file:")
 		for _, s := range st.HostsSkipped {

@@ -10,7 +10,7 @@ import (
 )
 
 // status shows what was left out: ports of a Service and names the hosts
-// file did not get, each with why.
+// file did not get, each with why, and a hosts file that cannot be written.
 func TestPrintStatusShowsSkips(t *testing.T) {
 	var out strings.Builder
 	st := api.Status{
@@ -19,9 +19,11 @@ func TestPrintStatusShowsSkips(t *testing.T) {
 			Skipped: []string{"dns-udp (53/UDP): UDP: port-forward carries TCP only"},
 		}},
 		HostsSkipped: []api.SkippedName{{Name: "dns.localhost", Reason: "reserved"}},
+		HostsError:   "write hosts file /etc/hosts: read-only file system",
 	}
 	printStatus(cmdio.Streams{Out: &out}, st, false)
-	for _, want := range []string{"port dns-udp (53/UDP): UDP", "names not written to the hosts file:", "dns.localhost: reserved"} {
+	for _, want := range []string{"port dns-udp (53/UDP): UDP", "names not written to the hosts file:", "dns.localhost: reserved",
+		"the hosts file cannot be written (retrying): write hosts file /etc/hosts: read-only file system"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}

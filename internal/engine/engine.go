@@ -62,6 +62,9 @@ type Options struct {
 	PinFirst bool
 	// HostsDelay batches hosts writes: changes within it become one write.
 	HostsDelay time.Duration
+	// StateDelay batches address-state saves while running (default
+	// 500 ms): new assignments within it become one write.
+	StateDelay time.Duration
 	Log        *slog.Logger
 	Version    string // reported in Status
 }
@@ -93,6 +96,12 @@ type Engine struct {
 	tunnelsChanged map[string]bool // contexts whose unused tunnels to close
 	settled        time.Time
 
+	// The address state, saved as it changes (state.go).
+	stateOffered uint64 // alloc.Changes() when last offered; worker only
+	stateWake    chan struct{}
+	stateMu      sync.Mutex
+	statePending map[string]loopback.Assignment // not yet written; guarded by stateMu
+
 	hostsDirty chan struct{}
 	mu         sync.Mutex
 	entries    []hosts.Entry   // what the hosts file should hold; guarded by mu
@@ -100,8 +109,11 @@ type Engine struct {
 	// hostsSkipped is every name the last hosts write left out (refused
 	// here, or by the hosts writer); guarded by mu.
 	hostsSkipped []hosts.Skipped
-	conns        map[net.Conn]struct{}
-	serving      sync.WaitGroup // accept loops and connections
+	// hostsErr is why the last hosts write failed ("" once one succeeds;
+	// it is retried); guarded by mu.
+	hostsErr string
+	conns    map[net.Conn]struct{}
+	serving  sync.WaitGroup // accept loops and connections
 
 	started  time.Time
 	statusMu sync.Mutex
@@ -157,6 +169,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.HostsDelay <= 0 {
 		opts.HostsDelay = 100 * time.Millisecond
 	}
+	if opts.StateDelay <= 0 {
+		opts.StateDelay = defaultStateDelay
+	}
 	previous, err := opts.State.Load()
 	if err != nil {
 		return nil, err
@@ -171,6 +186,7 @@ func New(opts Options) (*Engine, error) {
 		reported:       map[catalog.Key]string{},
 		tunnelsChanged: map[string]bool{},
 		hostsDirty:     make(chan struct{}, 1),
+		stateWake:      make(chan struct{}, 1),
 		conns:          map[net.Conn]struct{}{},
 		started:        time.Now(),
 		status:         map[catalog.Key][]forwardEntry{},
@@ -206,7 +222,8 @@ func New(opts Options) (*Engine, error) {
 }
 
 // Run forwards until ctx ends, then closes every listener and connection,
-// removes the hosts entries and saves the address state.
+// removes the hosts entries and saves the address state (saved, too, as
+// it changes while running).
 func (e *Engine) Run(ctx context.Context) error {
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
@@ -235,6 +252,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if w, ok := e.opts.Hosts.(hostsWatcher); ok {
 		bg.Go(func() { e.watchHosts(runCtx, w) })
 	}
+	bg.Go(func() { e.saveState(runCtx) })
 	bg.Go(func() { e.watchSleep(runCtx) })
 	worker := make(chan struct{})
 	go func() {
@@ -319,14 +337,15 @@ func (e *Engine) processNext(serveCtx context.Context) bool {
 	return true
 }
 
-// settle does the per-burst work: publish hosts entries, close tunnels no
-// forward uses any more.
+// settle does the per-burst work: publish hosts entries, hand the address
+// state to its saver, close tunnels no forward uses any more.
 func (e *Engine) settle() {
 	e.settled = time.Now()
 	if e.hostsChanged {
 		e.hostsChanged = false
 		e.publishHosts()
 	}
+	e.offerState()
 	for name := range e.tunnelsChanged {
 		delete(e.tunnelsChanged, name)
 		if cl := e.clusters[name]; cl != nil {

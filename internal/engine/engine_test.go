@@ -58,6 +58,10 @@ type fwdOptions struct {
 	wait       time.Duration
 	domain     string
 	mapping    catalog.Mapping
+	logs       io.Writer // also gets the engine's log
+	// hostsDir makes the hosts path a directory, so that every write of
+	// it fails until the test puts a file there.
+	hostsDir bool
 }
 
 // startEngine runs the engine the way `kubefwd svc` does, until the test
@@ -66,7 +70,11 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fwd{hostsPath: filepath.Join(dir, "hosts")}
-	if err := os.WriteFile(f.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+	if o.hostsDir {
+		if err := os.Mkdir(f.hostsPath, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.WriteFile(f.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	kubeconfig := o.kubeconfig
@@ -98,6 +106,10 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	if wait == 0 {
 		wait = 20 * time.Second
 	}
+	var logTo io.Writer = testWriter{t}
+	if o.logs != nil {
+		logTo = io.MultiWriter(logTo, o.logs)
+	}
 	eng, err := engine.New(engine.Options{
 		Targets: targets,
 		Domain:  o.domain,
@@ -105,7 +117,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 		State:   loopback.Store{Path: state},
 		Hosts:   &hosts.File{Path: f.hostsPath, Block: hosts.Block{ID: "test", Owner: "pid=0"}},
 		Proxy:   forward.ProxyOptions{WaitForEndpoint: wait},
-		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:     slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1212,4 +1224,120 @@ func TestRemovedServiceReleasesItsPods(t *testing.T) {
 	if found != 2 {
 		t.Errorf("the state holds %d of db's two addresses:\n%s", found, data)
 	}
+}
+
+// A hosts write that fails is retried on its own: once the file can be
+// written again the names appear, with no change to any Service. Until
+// then status and events say why.
+func TestHostsWriteRetried(t *testing.T) {
+	c := clustertest.Shared(t)
+	if _, err := c.CreateApp(t.Context(), "hostsretry", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	var logs clustertest.Buffer
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"hostsretry"}, hostsDir: true, logs: &logs})
+	sub := f.engine.Subscribe()
+	defer sub.Close()
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		return strings.Contains(f.engine.Status().HostsError, "is a directory"), nil
+	})
+	if err != nil {
+		t.Fatalf("status never said the hosts file could not be written: %q", f.engine.Status().HostsError)
+	}
+	// The event is sent before status changes.
+	var got []api.Event
+	for seen := false; !seen; {
+		select {
+		case ev := <-sub.Events():
+			got = append(got, ev)
+			seen = ev.Type == api.EventHostsError && strings.Contains(ev.Message, "is a directory")
+		default:
+			t.Fatalf("no %s event among %+v", api.EventHostsError, got)
+		}
+	}
+
+	// Retried after 1 s and 2 s more, the same error logged once.
+	time.Sleep(3500 * time.Millisecond)
+	if n := strings.Count(logs.String(), "cannot update the hosts file"); n != 1 {
+		t.Errorf("the same failure logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	// Repaired behind kubefwd's back; nothing in the cluster changes.
+	if err := os.Remove(f.hostsPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.hostsPath, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.waitName(t, "web")
+	if msg := f.engine.Status().HostsError; msg != "" {
+		t.Errorf("status still says the hosts file cannot be written: %q", msg)
+	}
+}
+
+// The address state is written while the engine runs, and a write that
+// fails is tried again on its own: once it can be written the new
+// Service's address is on disk, with nothing else changing.
+func TestStateSavedWhileRunningAndRetried(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	if err := c.CreateNamespace(ctx, "stateretry"); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"stateretry"}, statePath: state})
+	// A directory where the file goes: every save fails until it is gone.
+	if err := os.Mkdir(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateApp(ctx, "stateretry", "web", 1, 80); err != nil {
+		t.Fatal(err)
+	}
+	f.waitName(t, "web")
+	// Saves come within about a second of a change: by now one failed.
+	time.Sleep(2 * time.Second)
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	err := cluster.Poll(ctx, 20*time.Second, func(context.Context) (bool, error) {
+		data, _ := os.ReadFile(state)
+		return strings.Contains(string(data), `/stateretry/web"`), nil
+	})
+	if err != nil {
+		data, _ := os.ReadFile(state)
+		t.Fatalf("the state file never held web while the engine ran:\n%s", data)
+	}
+}
+
+// A burst of new Services is saved in a few writes, not one per Service.
+func TestStateSavesBatched(t *testing.T) {
+	c := clustertest.Shared(t)
+	ctx := t.Context()
+	const ns, n = "stateburst", 150
+	if err := c.CreateNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	var logs clustertest.Buffer
+	f := startEngine(t, c, fwdOptions{namespaces: []string{ns}, logs: &logs})
+	start := time.Now()
+	for i := range n {
+		if _, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: ns, Name: fmt.Sprintf("svc-%d", i), Selector: "none",
+			Ports: []corev1.ServicePort{cluster.ServicePort("http", 80, intstr.FromInt32(8080))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitName(t, fmt.Sprintf("svc-%d", n-1))
+	burst := time.Since(start)
+	err := cluster.Poll(ctx, 10*time.Second, func(context.Context) (bool, error) {
+		return strings.Contains(logs.String(), fmt.Sprintf(`msg="address state saved" entries=%d`, n)), nil
+	})
+	if err != nil {
+		t.Fatalf("the state of all %d Services was never saved", n)
+	}
+	// At most two writes a second while they came, and the last.
+	saves := strings.Count(logs.String(), `msg="address state saved"`)
+	if limit := 2*int(burst.Seconds()+1) + 2; saves > limit {
+		t.Errorf("%d Services created over %v made %d state writes, want at most %d", n, burst.Round(time.Millisecond), saves, limit)
+	}
+	t.Logf("%d Services over %v: %d state writes", n, burst.Round(time.Millisecond), saves)
 }

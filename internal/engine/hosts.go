@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/hosts"
 )
@@ -65,31 +66,60 @@ func (e *Engine) hostsEntries() ([]hosts.Entry, []hosts.Skipped) {
 	return out, refused
 }
 
-// writeHosts applies the desired entries, batching bursts of changes.
+// Retrying a hosts write that failed: soon at first (a lock held a moment,
+// a file being replaced), then less often while it keeps failing.
+const (
+	hostsRetryMin = time.Second
+	hostsRetryMax = 30 * time.Second
+)
+
+// writeHosts applies the desired entries, batching bursts of changes. It
+// is level-based: a write that fails is tried again, backing off, until one
+// succeeds, with or without a further change.
 func (e *Engine) writeHosts(ctx context.Context) {
 	var reportedSkips []hosts.Skipped
+	failing := "" // the last error logged: each distinct one once
+	retry := hostsRetryMin
+	retryTimer := time.NewTimer(0)
+	retryTimer.Stop()
+	defer retryTimer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.hostsDirty:
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(e.opts.HostsDelay):
+			if !waitFor(ctx, e.opts.HostsDelay) {
+				return
+			}
+		case <-retryTimer.C:
 		}
 		e.mu.Lock()
 		entries, refused := e.entries, e.refused
 		e.mu.Unlock()
 		skipped, err := e.opts.Hosts.Apply(entries)
 		if err != nil {
-			e.log.Error("cannot update the hosts file", "err", err)
+			if msg := err.Error(); msg != failing {
+				failing = msg
+				e.log.Error("cannot update the hosts file; retrying", "err", err)
+				e.events.emit(api.Event{Type: api.EventHostsError, Message: msg})
+			}
+			e.mu.Lock()
+			e.hostsErr = failing
+			e.mu.Unlock()
+			retryTimer.Reset(retry)
+			retry = min(2*retry, hostsRetryMax)
 			continue
 		}
+		if failing != "" {
+			e.log.Info("hosts file updated again", "entries", len(entries))
+			failing = ""
+		}
+		retryTimer.Stop()
+		retry = hostsRetryMin
 		skipped = append(slices.Clip(refused), skipped...)
 		e.mu.Lock()
 		e.hostsSkipped = skipped
+		e.hostsErr = ""
 		e.mu.Unlock()
 		for _, s := range skipped {
 			if !slices.Contains(reportedSkips, s) {

@@ -38,6 +38,7 @@ func (e *Engine) Status() api.Status {
 	for _, s := range e.hostsSkipped {
 		st.HostsSkipped = append(st.HostsSkipped, api.SkippedName{Name: s.Name, Reason: s.Reason})
 	}
+	st.HostsError = e.hostsErr
 	e.mu.Unlock()
 	for _, name := range e.contexts {
 		cl := e.clusters[name]

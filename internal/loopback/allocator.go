@@ -37,6 +37,7 @@ type Allocator struct {
 	owner       map[netip.Addr]string // address → key
 	active      map[string]bool       // keys forwarded right now: never reclaimed
 	now         func() time.Time
+	changes     uint64 // see Changes
 }
 
 // NewAllocator allocates from cfg.Base up to 127.255.255.254, honours
@@ -107,12 +108,20 @@ func (a *Allocator) Get(key string, matchNames []string) (netip.Addr, error) {
 // Release says key is no longer forwarded. It keeps its address (it will
 // get it back) until ReclaimAfter has passed and the address is needed.
 func (a *Allocator) Release(key string) {
+	if a.active[key] {
+		a.changes++
+	}
 	delete(a.active, key)
 	if as, ok := a.assigned[key]; ok {
 		as.LastUsed = a.now()
 		a.assigned[key] = as
 	}
 }
+
+// Changes counts the changes to State that a restart would miss: a key
+// assigned or moved, released, or its address reclaimed. A caller saves
+// State when this moves, not on every Get of a known key.
+func (a *Allocator) Changes() uint64 { return a.changes }
 
 // State is what to persist. Keys in use count as used now.
 func (a *Allocator) State() map[string]Assignment {
@@ -127,8 +136,12 @@ func (a *Allocator) State() map[string]Assignment {
 }
 
 func (a *Allocator) take(key string, addr netip.Addr) {
-	if old, ok := a.assigned[key]; ok && old.Addr != addr && a.owner[old.Addr] == key {
+	old, ok := a.assigned[key]
+	if ok && old.Addr != addr && a.owner[old.Addr] == key {
 		delete(a.owner, old.Addr)
+	}
+	if !ok || old.Addr != addr || !a.active[key] {
+		a.changes++
 	}
 	a.assigned[key] = Assignment{Addr: addr, LastUsed: a.now()}
 	a.owner[addr] = key
@@ -154,6 +167,7 @@ func (a *Allocator) free(key string) (netip.Addr, error) {
 		if as := a.assigned[other]; !a.active[other] && a.now().Sub(as.LastUsed) > ReclaimAfter {
 			delete(a.assigned, other)
 			delete(a.owner, addr)
+			a.changes++
 			return addr, nil
 		}
 	}

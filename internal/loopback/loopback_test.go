@@ -202,3 +202,29 @@ func TestAllocatorAvoidsSystemNet(t *testing.T) {
 		t.Errorf("a remembered address in 127.0.0.0/16 was kept")
 	}
 }
+
+// Changes moves when a restart would otherwise lose something (a new or
+// moved assignment, a release, a reclaim), and not on every Get of a key
+// already held, so the engine saves the state only when it must.
+func TestAllocatorChanges(t *testing.T) {
+	a := NewAllocator(Config{}, nil, nil)
+	steps := []struct {
+		what string
+		do   func()
+		want bool // Changes moved
+	}{
+		{"a new key", func() { a.Get("ctx/ns/web", nil) }, true},
+		{"the same key again", func() { a.Get("ctx/ns/web", nil) }, false},
+		{"a second key", func() { a.Get("ctx/ns/api", nil) }, true},
+		{"a release", func() { a.Release("ctx/ns/api") }, true},
+		{"a release of a released key", func() { a.Release("ctx/ns/api") }, false},
+		{"a released key taken again", func() { a.Get("ctx/ns/api", nil) }, true},
+	}
+	for _, s := range steps {
+		before := a.Changes()
+		s.do()
+		if moved := a.Changes() != before; moved != s.want {
+			t.Errorf("%s: Changes moved = %v, want %v", s.what, moved, s.want)
+		}
+	}
+}

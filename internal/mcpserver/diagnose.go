@@ -93,6 +93,10 @@ func diagnose(st api.Status, service string) Diagnosis {
 			}
 		}
 	}
+	if st.HostsError != "" {
+		add("the hosts file cannot be written, so its names may be missing or stale: "+st.HostsError,
+			"make the hosts file writable again; kubefwd retries by itself")
+	}
 	d.Healthy = len(d.Findings) == 0
 	if d.Healthy {
 		d.Findings = []Finding{}

@@ -65,3 +65,17 @@ func TestDiagnose(t *testing.T) {
 		})
 	}
 }
+
+// A hosts file kubefwd cannot write makes every forwarded Service's names
+// suspect: diagnose says so even when the forward itself is fine.
+func TestDiagnoseHostsError(t *testing.T) {
+	st := api.Status{
+		Forwards: []api.Forward{{Context: "dev", Namespace: "demo", Service: "web", State: api.StateActive, Address: "127.1.0.1",
+			Names: []string{"web"}, Ports: []api.Port{{Port: 80, Local: 80}}}},
+		HostsError: "write hosts file /etc/hosts: read-only file system",
+	}
+	d := diagnose(st, "web")
+	if d.Healthy || len(d.Findings) != 1 || !strings.Contains(d.Findings[0].Problem, "read-only file system") {
+		t.Errorf("diagnose with a hosts error: %+v", d)
+	}
+}

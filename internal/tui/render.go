@@ -456,7 +456,7 @@ func (m Model) renderEvents(st styles) []string {
 	for _, ev := range m.events[max(0, end-h):max(0, end)] {
 		l := eventLine(ev, m.loc)
 		switch ev.Type {
-		case api.EventConnectionFailed, api.EventWatchError, api.EventDropped:
+		case api.EventConnectionFailed, api.EventWatchError, api.EventHostsError, api.EventDropped:
 			l = st.bad.Render(l)
 		case api.EventEndpointRemoved, api.EventForwardRemoved:
 			l = st.warn.Render(l)
