@@ -1,0 +1,54 @@
+package netwatch_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kubefwd/kubefwd/internal/netwatch"
+	"github.com/kubefwd/kubefwd/test/netns"
+)
+
+// On a real netlink socket, in a namespace of the test's own: changes to
+// loopback say nothing; a new interface, its address and a route are one
+// Change naming it.
+func TestWatchNetlink(t *testing.T) {
+	ns := netns.New(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	changes, err := netwatch.Watch(ctx, netwatch.Options{NetNS: ns.Path, Quiet: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.IP(t, "link", "set", "lo", "up")
+	ns.IP(t, "addr", "add", "127.1.27.1/8", "dev", "lo")
+	select {
+	case c := <-changes:
+		t.Fatalf("loopback changes were reported: %v", c)
+	case <-time.After(time.Second):
+	}
+	ns.IP(t, "link", "add", "kfwd0", "type", "veth", "peer", "name", "kfwd1")
+	ns.IP(t, "addr", "add", "10.213.0.1/24", "dev", "kfwd0")
+	ns.IP(t, "link", "set", "kfwd0", "up")
+	ns.IP(t, "route", "add", "10.214.0.0/16", "dev", "kfwd0")
+	select {
+	case c := <-changes:
+		if c.Links == 0 || c.Addresses == 0 || c.Routes == 0 || len(c.Interfaces) == 0 {
+			t.Errorf("change = %+v, want links, addresses and routes", c)
+		}
+		t.Logf("reported: %v", c)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change reported for a new interface, address and route")
+	}
+	cancel()
+	select {
+	case _, ok := <-changes:
+		if ok {
+			// A late burst may still be sent; the channel closes after it.
+			if _, ok := <-changes; ok {
+				t.Error("the channel stayed open after ctx ended")
+			}
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the channel was not closed after ctx ended")
+	}
+}
