@@ -281,6 +281,7 @@ const (
 	EventWatchError       = "watch-error"        // listing or watching the API failed
 	EventNamespaces       = "namespaces-changed" // the forwarded namespaces changed
 	EventRefresh          = "refresh"            // tunnels were dropped on request or after sleep
+	EventNetworkChanged   = "network-changed"    // the machine's network changed: idle tunnels closed
 
 	// The stream's own: the first line of every stream, and the last one
 	// a client too slow to keep up gets before it is closed.

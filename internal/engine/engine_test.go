@@ -36,6 +36,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/hosts"
 	"github.com/kubefwd/kubefwd/internal/kube"
 	"github.com/kubefwd/kubefwd/internal/loopback"
+	"github.com/kubefwd/kubefwd/internal/netwatch"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
@@ -58,6 +59,7 @@ type fwdOptions struct {
 	wait       time.Duration
 	domain     string
 	mapping    catalog.Mapping
+	netns      string // the network namespace whose changes count (default: ours)
 }
 
 // startEngine runs the engine the way `kubefwd svc` does, until the test
@@ -105,6 +107,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 		State:   loopback.Store{Path: state},
 		Hosts:   &hosts.File{Path: f.hostsPath, Block: hosts.Block{ID: "test", Owner: "pid=0"}},
 		Proxy:   forward.ProxyOptions{WaitForEndpoint: wait},
+		Network: netwatch.Options{NetNS: o.netns},
 		Log:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
