@@ -20,6 +20,12 @@ const (
 	StateWaiting      = "waiting for endpoints"
 	StateNotForwarded = "not forwarded"
 	StatePaused       = "paused" // by the user (kubefwd pause), until kubefwd resume
+	// Ready pods exist but the last connections could not reach one; the
+	// reason says why, and "retrying in N s" while a connection waits.
+	StateUnreachable = "unreachable"
+	// The API server refused the port-forward (RBAC); the reason says
+	// which permission, in which namespace.
+	StateForbidden = "forbidden"
 )
 
 // Status is a snapshot of every forward.

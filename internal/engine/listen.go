@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -48,6 +49,11 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
 		}
 		pf.name = p.Name
+		if !sameEndpoints(pf.eps.List(), p.Endpoints) {
+			// New pods deserve a fresh judgement: what the old ones did
+			// says nothing about them.
+			pf.counters.Trouble.Reset()
+		}
 		pf.eps.Set(p.Endpoints)
 	}
 	for local, pf := range have {
@@ -58,6 +64,19 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sameEndpoints says whether two lists hold the same endpoints, in any
+// order, repeats aside.
+func sameEndpoints(a, b []forward.Endpoint) bool {
+	set := func(l []forward.Endpoint) map[forward.Endpoint]bool {
+		m := make(map[forward.Endpoint]bool, len(l))
+		for _, ep := range l {
+			m[ep] = true
+		}
+		return m
+	}
+	return maps.Equal(set(a), set(b))
 }
 
 func (e *Engine) listen(ap netip.AddrPort) (net.Listener, error) {

@@ -1,7 +1,13 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
@@ -28,6 +34,7 @@ func (e *Engine) Status() api.Status {
 			for i := range fs.Ports {
 				fillPort(&fs.Ports[i], fe.pfs[i])
 			}
+			reachState(&fs, fe.pfs, time.Now())
 			out = append(out, fs)
 		}
 	}
@@ -66,6 +73,49 @@ func fillPort(p *api.Port, pf *portForward) {
 	if f := pf.lastErr.Load(); f != nil {
 		at := f.at
 		p.LastError, p.LastErrorAt = f.msg, &at
+	}
+}
+
+// reachState turns an active forward's state into what its connections
+// found, when they could not reach a pod: forbidden, or unreachable with
+// the cause (and "retrying in N s" while a connection waits to try again,
+// N being that connection's pause). Read at every snapshot: connections,
+// not reconciles, learn it.
+func reachState(f *api.Forward, pfs []*portForward, now time.Time) {
+	if f.State != api.StateActive {
+		return
+	}
+	for i, pf := range pfs {
+		if len(f.Ports[i].Endpoints) == 0 {
+			continue
+		}
+		st := pf.counters.Trouble.State()
+		if st.Err == nil {
+			continue
+		}
+		where := ""
+		if len(pfs) > 1 {
+			where = fmt.Sprintf("port %d: ", f.Ports[i].Port)
+		}
+		var status *apierrors.StatusError
+		switch {
+		case st.Forbidden && errors.As(st.Err, &status):
+			f.State = api.StateForbidden
+			// The verb denied depends on the transport and the server's
+			// version (get for WebSocket before 1.35, create else): name both.
+			f.Reason = fmt.Sprintf("%skubefwd cannot port-forward in namespace %s: RBAC denies pods/portforward (it needs get and create); the API server said: %s",
+				where, f.Namespace, status.ErrStatus.Message)
+		case !st.RetryAt.IsZero() && st.RetryAt.After(now):
+			f.State = api.StateUnreachable
+			f.Reason = fmt.Sprintf("%sretrying in %d s: %v", where, int(math.Ceil(st.RetryAt.Sub(now).Seconds())), st.Err)
+		case !st.RetryAt.IsZero():
+			f.State = api.StateUnreachable
+			f.Reason = fmt.Sprintf("%sretrying now: %v", where, st.Err)
+		default:
+			f.State = api.StateUnreachable
+			f.Reason = fmt.Sprintf("%s%v; the next connection tries again", where, st.Err)
+		}
+		return
 	}
 }
 
