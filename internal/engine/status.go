@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/forward"
 )
 
 // forwardEntry is one forward's status as published, with what the
@@ -34,7 +35,11 @@ func (e *Engine) Status() api.Status {
 			for i := range fs.Ports {
 				fillPort(&fs.Ports[i], fe.pfs[i])
 			}
-			reachState(&fs, fe.pfs, time.Now())
+			troubles := make([]forward.TroubleState, len(fe.pfs))
+			for i, pf := range fe.pfs {
+				troubles[i] = pf.counters.Trouble.State()
+			}
+			reachState(&fs, troubles, time.Now())
 			out = append(out, fs)
 		}
 	}
@@ -81,20 +86,17 @@ func fillPort(p *api.Port, pf *portForward) {
 // the cause (and "retrying in N s" while a connection waits to try again,
 // N being that connection's pause). Read at every snapshot: connections,
 // not reconciles, learn it.
-func reachState(f *api.Forward, pfs []*portForward, now time.Time) {
+// troubles[i] is f.Ports[i]'s.
+func reachState(f *api.Forward, troubles []forward.TroubleState, now time.Time) {
 	if f.State != api.StateActive {
 		return
 	}
-	for i, pf := range pfs {
-		if len(f.Ports[i].Endpoints) == 0 {
-			continue
-		}
-		st := pf.counters.Trouble.State()
-		if st.Err == nil {
+	for i, st := range troubles {
+		if len(f.Ports[i].Endpoints) == 0 || st.Err == nil {
 			continue
 		}
 		where := ""
-		if len(pfs) > 1 {
+		if len(troubles) > 1 {
 			where = fmt.Sprintf("port %d: ", f.Ports[i].Port)
 		}
 		var status *apierrors.StatusError
