@@ -44,6 +44,7 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 				continue
 			}
 			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
+			pf.counters.Trouble.OnChange = func(st forward.TroubleState) { e.troubleChanged(o, pf, st) }
 			have[p.Local] = pf
 			e.serve(serveCtx, cl, o, pf)
 			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
@@ -84,6 +85,15 @@ func (e *Engine) listen(ap netip.AddrPort) (net.Listener, error) {
 		return e.opts.Listen(ap)
 	}
 	return net.Listen("tcp", ap.String())
+}
+
+// troubleChanged tells event followers that a port's connections stopped
+// (or started again) reaching its pods; status has the same at every
+// snapshot.
+func (e *Engine) troubleChanged(o origin, pf *portForward, st forward.TroubleState) {
+	state, reason := troubleState(o.key.Namespace, st, time.Now())
+	e.events.emit(api.Event{Type: api.EventForward, Context: o.key.Context, Namespace: o.key.Namespace, Service: o.key.Name, Pod: o.pod,
+		State: state, Reason: reason, Message: fmt.Sprintf("port %d", pf.port)})
 }
 
 // origin is what a listener forwards: a Service, or one pod of a headless

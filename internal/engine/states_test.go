@@ -95,6 +95,8 @@ func TestUnreachablePodShowsRetrying(t *testing.T) {
 	if _, err := f.get(t, "web", 80); err != nil {
 		t.Fatal(err)
 	}
+	sub := f.engine.Subscribe()
+	defer sub.Close()
 	restore := deadBackend(t, c, "unreach", pods[0])
 
 	// Connections one after the other until one waits (kwok takes a moment
@@ -144,6 +146,30 @@ func TestUnreachablePodShowsRetrying(t *testing.T) {
 	}
 	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=unreach/web-") {
 		t.Errorf("after the pod came back: %q, %v", body, err)
+	}
+	// Followers heard it begin and end, once each.
+	expectStates(t, sub, "web", api.StateUnreachable, api.StateActive)
+}
+
+// expectStates reads the forward events of service so far and wants
+// exactly the states given, in order.
+func expectStates(t *testing.T, sub api.Subscription, service string, want ...string) {
+	t.Helper()
+	var got []string
+	for {
+		select {
+		case ev := <-sub.Events():
+			if ev.Type == api.EventForward && ev.Service == service {
+				got = append(got, ev.State)
+				t.Logf("event: %s %s: %s (%s)", ev.Service, ev.State, ev.Reason, ev.Message)
+			}
+			continue
+		case <-time.After(time.Second):
+		}
+		break
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("forward events of %s: %v, want %v", service, got, want)
 	}
 }
 
@@ -225,6 +251,8 @@ func TestForbiddenPortForwardShowsForbidden(t *testing.T) {
 		t.Fatalf("with the permission: %q, %v", body, err)
 	}
 
+	sub := f.engine.Subscribe()
+	defer sub.Close()
 	allowPortForward(false)
 	f.engine.Refresh() // the open tunnel was allowed when it was made
 	var web api.Forward
@@ -256,4 +284,5 @@ func TestForbiddenPortForwardShowsForbidden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("web not active with the permission back: %+v", web)
 	}
+	expectStates(t, sub, "web", api.StateForbidden, api.StateActive)
 }

@@ -95,30 +95,32 @@ func reachState(f *api.Forward, troubles []forward.TroubleState, now time.Time) 
 		if len(f.Ports[i].Endpoints) == 0 || st.Err == nil {
 			continue
 		}
-		where := ""
+		f.State, f.Reason = troubleState(f.Namespace, st, now)
 		if len(troubles) > 1 {
-			where = fmt.Sprintf("port %d: ", f.Ports[i].Port)
-		}
-		var status *apierrors.StatusError
-		switch {
-		case st.Forbidden && errors.As(st.Err, &status):
-			f.State = api.StateForbidden
-			// The verb denied depends on the transport and the server's
-			// version (get for WebSocket before 1.35, create else): name both.
-			f.Reason = fmt.Sprintf("%skubefwd cannot port-forward in namespace %s: RBAC denies pods/portforward (it needs get and create); the API server said: %s",
-				where, f.Namespace, status.ErrStatus.Message)
-		case !st.RetryAt.IsZero() && st.RetryAt.After(now):
-			f.State = api.StateUnreachable
-			f.Reason = fmt.Sprintf("%sretrying in %d s: %v", where, int(math.Ceil(st.RetryAt.Sub(now).Seconds())), st.Err)
-		case !st.RetryAt.IsZero():
-			f.State = api.StateUnreachable
-			f.Reason = fmt.Sprintf("%sretrying now: %v", where, st.Err)
-		default:
-			f.State = api.StateUnreachable
-			f.Reason = fmt.Sprintf("%s%v; the next connection tries again", where, st.Err)
+			f.Reason = fmt.Sprintf("port %d: %s", f.Ports[i].Port, f.Reason)
 		}
 		return
 	}
+}
+
+// troubleState is the state and reason of a port in namespace whose
+// connections learned st: active when they got through.
+func troubleState(namespace string, st forward.TroubleState, now time.Time) (state, reason string) {
+	var status *apierrors.StatusError
+	switch {
+	case st.Err == nil:
+		return api.StateActive, ""
+	case st.Forbidden && errors.As(st.Err, &status):
+		// The verb denied depends on the transport and the server's
+		// version (get for WebSocket before 1.35, create else): name both.
+		return api.StateForbidden, fmt.Sprintf("kubefwd cannot port-forward in namespace %s: RBAC denies pods/portforward (it needs get and create); the API server said: %s",
+			namespace, status.ErrStatus.Message)
+	case !st.RetryAt.IsZero() && st.RetryAt.After(now):
+		return api.StateUnreachable, fmt.Sprintf("retrying in %d s: %v", int(math.Ceil(st.RetryAt.Sub(now).Seconds())), st.Err)
+	case !st.RetryAt.IsZero():
+		return api.StateUnreachable, fmt.Sprintf("retrying now: %v", st.Err)
+	}
+	return api.StateUnreachable, fmt.Sprintf("%v; the next connection tries again", st.Err)
 }
 
 // publish records the status of key after a reconcile (worker only).

@@ -13,6 +13,11 @@ import (
 // through. It is what status shows as "retrying in N s" or "forbidden".
 // The zero value is ready to use; safe for concurrent use.
 type Trouble struct {
+	// OnChange, if set (before the Trouble is used), is called when
+	// trouble begins, ends, or turns into or out of forbidden; not for
+	// every retry. It must not block.
+	OnChange func(TroubleState)
+
 	mu      sync.Mutex
 	err     error     // the last failure; nil when the last connection got through
 	since   time.Time // when the failures began
@@ -43,19 +48,28 @@ func (t *Trouble) Reset() { t.ok() }
 
 func (t *Trouble) ok() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	had := t.err != nil
 	t.err, t.since, t.retryAt = nil, time.Time{}, time.Time{}
+	t.mu.Unlock()
+	if had && t.OnChange != nil {
+		t.OnChange(TroubleState{})
+	}
 }
 
 // failed records err; retryAt is when the connection tries again (zero:
 // it gave up).
 func (t *Trouble) failed(err error, retryAt time.Time) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	changed := t.err == nil || Forbidden(t.err) != Forbidden(err)
 	if t.err == nil {
 		t.since = time.Now()
 	}
 	t.err, t.retryAt = err, retryAt
+	st := TroubleState{Err: t.err, Since: t.since, RetryAt: t.retryAt, Forbidden: Forbidden(t.err)}
+	t.mu.Unlock()
+	if changed && t.OnChange != nil {
+		t.OnChange(st)
+	}
 }
 
 // Forbidden says whether err is the API server refusing a port-forward
