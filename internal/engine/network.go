@@ -29,7 +29,7 @@ func (e *Engine) watchNetwork(ctx context.Context) {
 		e.log.Info("the network changed; idle tunnels closed, the next connections open new ones",
 			"change", change.String(), "closed", closed, "kept", draining)
 		e.events.emit(api.Event{Type: api.EventNetworkChanged,
-			Message: fmt.Sprintf("%s; %d idle tunnels closed, %d kept for their connections", change, closed, draining)})
+			Message: fmt.Sprintf("%s; idle tunnels closed: %d, kept for their connections: %d", change, closed, draining)})
 	}
 	if ctx.Err() == nil {
 		e.log.Warn("network changes are no longer noticed: the system stopped reporting them")

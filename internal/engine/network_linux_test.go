@@ -69,7 +69,7 @@ func TestNetworkChangeRetiresIdleTunnels(t *testing.T) {
 		}
 	}
 	t.Logf("event: %s", changed[0].Message)
-	if !strings.Contains(changed[0].Message, "kfwd0") || !strings.Contains(changed[0].Message, "1 idle tunnels closed, 1 kept") {
+	if !strings.Contains(changed[0].Message, "kfwd0") || !strings.Contains(changed[0].Message, "idle tunnels closed: 1, kept for their connections: 1") {
 		t.Errorf("event message %q: want the interface and what was done", changed[0].Message)
 	}
 	// The idle one is closed by a goroutine of its own: allow it a moment.
