@@ -281,6 +281,7 @@ func (p *Proxy) pipe(client net.Conn, s *Stream, r *replay, c *Counters) (retry 
 		return false, rerr // the pod closed without a word: pass that on
 	}
 	r.markAnswered()
+	c.Trouble.ok() // now, not when the connection ends: it may last hours
 	var downErr error
 	if _, werr := client.Write(buf[:n]); werr != nil {
 		downErr = werr
