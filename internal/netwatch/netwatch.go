@@ -107,8 +107,9 @@ const loopbackIndex = 1
 // matters says whether a message can affect connections to a cluster.
 // Loopback does not: nothing leaves the machine over it, and kubefwd itself
 // changes it (macOS lo0 aliases for its 127.x addresses, which would
-// otherwise make every start look like a network change). Link messages
-// that change nothing and cloned routes are noise.
+// otherwise make every start look like a network change). Nor do
+// link-local and multicast addresses and routes. Link messages that change
+// nothing and cloned routes are noise.
 func matters(m message) bool {
 	switch {
 	case m.kind == kindLost:
@@ -116,6 +117,11 @@ func matters(m message) bool {
 	case m.loopback || m.index == loopbackIndex:
 		return false
 	case m.addr.IsValid() && m.addr.Addr().IsLoopback():
+		return false
+	case m.addr.IsValid() && m.addr.Bits() > 0 && (m.addr.Addr().IsLinkLocalUnicast() || m.addr.Addr().IsMulticast()):
+		// fe80::/64, ff00::/8 and their like come with every interface
+		// that appears (each container's veth): no API server is reached
+		// through them.
 		return false
 	case m.kind == kindLink && m.noChange:
 		return false
