@@ -98,6 +98,13 @@ type message struct {
 	// cloned is a route the kernel made for itself (the IPv6 route cache,
 	// path MTU), not one anybody configured.
 	cloned bool
+	// bridgePort is a link enslaved to a bridge or bond: the bridge's own
+	// messages say whatever matters (a container's veth on docker0).
+	bridgePort bool
+	// stillDown is a link that is down and was down (or just appeared):
+	// it carried nothing before and carries nothing now; its going up is
+	// a message of its own.
+	stillDown bool
 }
 
 // loopbackIndex is the loopback interface's index: Linux gives it 1 in
@@ -108,8 +115,10 @@ const loopbackIndex = 1
 // Loopback does not: nothing leaves the machine over it, and kubefwd itself
 // changes it (macOS lo0 aliases for its 127.x addresses, which would
 // otherwise make every start look like a network change). Nor do
-// link-local and multicast addresses and routes. Link messages that change
-// nothing and cloned routes are noise.
+// link-local and multicast addresses and routes, nor links enslaved to a
+// bridge or down before and after: a container starting (Docker, kind)
+// brings all of those, and nothing that reaches an API server. Link
+// messages that change nothing and cloned routes are noise.
 func matters(m message) bool {
 	switch {
 	case m.kind == kindLost:
@@ -123,7 +132,7 @@ func matters(m message) bool {
 		// that appears (each container's veth): no API server is reached
 		// through them.
 		return false
-	case m.kind == kindLink && m.noChange:
+	case m.kind == kindLink && (m.noChange || m.bridgePort || m.stillDown):
 		return false
 	case m.kind == kindRoute && m.cloned:
 		return false

@@ -123,6 +123,12 @@ func parse(nm *syscall.NetlinkMessage) (message, bool) {
 		m.kind, m.index = kindLink, int(int32(binary.NativeEndian.Uint32(nm.Data[4:])))
 		m.loopback = flags&unix.IFF_LOOPBACK != 0
 		m.noChange = nm.Header.Type == unix.RTM_NEWLINK && change == 0
+		// A new link comes with every flag "changed".
+		m.stillDown = nm.Header.Type == unix.RTM_NEWLINK && flags&unix.IFF_UP == 0 &&
+			(change == ^uint32(0) || change&unix.IFF_UP == 0)
+		if master := attr(nm, unix.IFLA_MASTER); len(master) == 4 && binary.NativeEndian.Uint32(master) != 0 {
+			m.bridgePort = true
+		}
 	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
 		if len(nm.Data) < unix.SizeofIfAddrmsg {
 			return m, false

@@ -2,6 +2,7 @@ package netwatch_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -10,10 +11,18 @@ import (
 )
 
 // On a real netlink socket, in a namespace of the test's own: changes to
-// loopback say nothing; a new interface, its address and a route are one
-// Change naming it.
+// loopback say nothing, nor does a container starting (a veth whose other
+// end is in the container's namespace, enslaved to a bridge); a new
+// interface, its address and a route are one Change naming it.
 func TestWatchNetlink(t *testing.T) {
-	ns := netns.New(t)
+	ns, container := netns.New(t), netns.New(t)
+	// A Docker-like bridge with a container on it, from before.
+	ns.IP(t, "link", "add", "br0", "type", "bridge")
+	ns.IP(t, "addr", "add", "172.30.0.1/16", "dev", "br0")
+	ns.IP(t, "link", "set", "br0", "up")
+	ns.IP(t, "link", "add", "veth0", "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(container.PID))
+	ns.IP(t, "link", "set", "veth0", "master", "br0", "up")
+	time.Sleep(200 * time.Millisecond) // let br0 settle (its carrier, its IPv6 address)
 	ctx, cancel := context.WithCancel(t.Context())
 	changes, err := netwatch.Watch(ctx, netwatch.Options{NetNS: ns.Path, Quiet: 200 * time.Millisecond})
 	if err != nil {
@@ -25,6 +34,17 @@ func TestWatchNetlink(t *testing.T) {
 	case c := <-changes:
 		t.Fatalf("loopback changes were reported: %v", c)
 	case <-time.After(time.Second):
+	}
+	// Another container starts.
+	ns.IP(t, "link", "add", "veth1", "type", "veth", "peer", "name", "eth1", "netns", strconv.Itoa(container.PID))
+	// Docker's order: on the bridge first, then up (one `ip link set`
+	// with both brings it up first).
+	ns.IP(t, "link", "set", "veth1", "master", "br0")
+	ns.IP(t, "link", "set", "veth1", "up")
+	select {
+	case c := <-changes:
+		t.Fatalf("a container's veth on a bridge was reported: %v", c)
+	case <-time.After(2 * time.Second):
 	}
 	ns.IP(t, "link", "add", "kfwd0", "type", "veth", "peer", "name", "kfwd1")
 	ns.IP(t, "addr", "add", "10.213.0.1/24", "dev", "kfwd0")

@@ -34,6 +34,9 @@ func TestMatters(t *testing.T) {
 		{"kubefwd's 127.x alias on macOS lo0", message{kind: kindAddress, index: 1, addr: p("127.1.27.1/8")}, false},
 		{"a 127.x address put on another interface", message{kind: kindAddress, index: 4, addr: p("127.1.27.1/32")}, false},
 		{"::1", message{kind: kindAddress, index: 1, addr: p("::1/128")}, false},
+		{"a container's veth, just made or its peer moved, down", message{kind: kindLink, index: 12, name: "veth1a2b", stillDown: true}, false},
+		{"that veth on docker0, up", message{kind: kindLink, index: 12, name: "veth1a2b", bridgePort: true}, false},
+		{"a Wi-Fi link going down (not new)", message{kind: kindLink, index: 3, name: "wlan0"}, true},
 		{"a wireless scan result", message{kind: kindLink, index: 3, name: "wlan0", noChange: true}, false},
 		{"a cloned route (neighbour, path MTU)", message{kind: kindRoute, index: 3, addr: p("192.168.1.1/32"), cloned: true}, false},
 	} {

@@ -17,6 +17,8 @@ import (
 type NS struct {
 	// Path is the namespace, for setns or nsenter (/proc/PID/ns/net).
 	Path string
+	// PID is the process holding it, for `ip link set … netns PID`.
+	PID int
 }
 
 // New makes a namespace that lives until the test ends, or skips the test
@@ -39,7 +41,7 @@ func New(t testing.TB) *NS {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	ns := &NS{Path: fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid)}
+	ns := &NS{Path: fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid), PID: cmd.Process.Pid}
 	own, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
