@@ -20,6 +20,12 @@ const (
 	StateWaiting      = "waiting for endpoints"
 	StateNotForwarded = "not forwarded"
 	StatePaused       = "paused" // by the user (kubefwd pause), until kubefwd resume
+	// Ready pods exist but the last connections could not reach one; the
+	// reason says why, and "retrying in N s" while a connection waits.
+	StateUnreachable = "unreachable"
+	// The API server refused the port-forward (RBAC); the reason says
+	// which permission, in which namespace.
+	StateForbidden = "forbidden"
 )
 
 // Status is a snapshot of every forward.
@@ -285,6 +291,7 @@ const (
 	EventNamespaces       = "namespaces-changed" // the forwarded namespaces changed
 	EventRefresh          = "refresh"            // tunnels were dropped on request or after sleep
 	EventHostsError       = "hosts-error"        // the hosts file could not be written (retried)
+	EventNetworkChanged   = "network-changed"    // the machine's network changed: idle tunnels closed
 
 	// The stream's own: the first line of every stream, and the last one
 	// a client too slow to keep up gets before it is closed.

@@ -43,7 +43,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.engine.Status()
-	states := map[string]int{api.StateActive: 0, api.StateWaiting: 0, api.StateNotForwarded: 0, api.StatePaused: 0}
+	states := map[string]int{api.StateActive: 0, api.StateWaiting: 0, api.StateNotForwarded: 0, api.StatePaused: 0,
+		api.StateUnreachable: 0, api.StateForbidden: 0}
 	for _, f := range st.Forwards {
 		states[f.State]++
 		for _, p := range f.Ports {

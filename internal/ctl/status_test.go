@@ -60,3 +60,24 @@ func TestPrintStatusWide(t *testing.T) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+// A forward that cannot reach its pods reads as a sentence: its state, then
+// the retry and its cause, or the RBAC refusal.
+func TestPrintStatusUnreachableAndForbidden(t *testing.T) {
+	st := api.Status{Forwards: []api.Forward{
+		{Namespace: "shop", Service: "orders", Address: "127.1.0.7", State: api.StateUnreachable,
+			Reason: "retrying in 2 s: pod shop/orders-1 port 8080: connection refused", Ports: []api.Port{{Port: 80, Local: 80}}},
+		{Namespace: "shop", Service: "stock", Address: "127.1.0.8", State: api.StateForbidden,
+			Reason: "kubefwd cannot port-forward in namespace shop: RBAC denies pods/portforward (it needs get and create)", Ports: []api.Port{{Port: 80, Local: 80}}},
+	}}
+	var out strings.Builder
+	printStatus(cmdio.Streams{Out: &out}, st, false)
+	for _, want := range []string{
+		"unreachable: retrying in 2 s: pod shop/orders-1 port 8080: connection refused",
+		"forbidden: kubefwd cannot port-forward in namespace shop: RBAC denies pods/portforward (it needs get and create)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+}

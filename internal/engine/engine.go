@@ -26,6 +26,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/kube"
 	"github.com/kubefwd/kubefwd/internal/loopback"
 	"github.com/kubefwd/kubefwd/internal/names"
+	"github.com/kubefwd/kubefwd/internal/netwatch"
 )
 
 // watchStopGrace is how long shutting down waits for the cluster watches.
@@ -65,8 +66,12 @@ type Options struct {
 	// StateDelay batches address-state saves while running (default
 	// 500 ms): new assignments within it become one write.
 	StateDelay time.Duration
-	Log        *slog.Logger
-	Version    string // reported in Status
+	// Network says which network's changes retire idle tunnels (the zero
+	// value: this machine's, which is what kubefwd wants; tests watch a
+	// private namespace).
+	Network netwatch.Options
+	Log     *slog.Logger
+	Version string // reported in Status
 }
 
 // Engine runs the forwarding.
@@ -254,6 +259,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	bg.Go(func() { e.saveState(runCtx) })
 	bg.Go(func() { e.watchSleep(runCtx) })
+	bg.Go(func() { e.watchNetwork(runCtx) })
 	worker := make(chan struct{})
 	go func() {
 		defer close(worker)

@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/utils/ptr"
@@ -36,6 +35,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/hosts"
 	"github.com/kubefwd/kubefwd/internal/kube"
 	"github.com/kubefwd/kubefwd/internal/loopback"
+	"github.com/kubefwd/kubefwd/internal/netwatch"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
@@ -62,6 +62,7 @@ type fwdOptions struct {
 	// hostsDir makes the hosts path a directory, so that every write of
 	// it fails until the test puts a file there.
 	hostsDir bool
+	netns    string // the network namespace whose changes count (default: ours)
 }
 
 // startEngine runs the engine the way `kubefwd svc` does, until the test
@@ -117,6 +118,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 		State:   loopback.Store{Path: state},
 		Hosts:   &hosts.File{Path: f.hostsPath, Block: hosts.Block{ID: "test", Owner: "pid=0"}},
 		Proxy:   forward.ProxyOptions{WaitForEndpoint: wait},
+		Network: netwatch.Options{NetNS: o.netns},
 		Log:     slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -932,29 +934,7 @@ func TestFailoverFromDeadBackendBehindReadyEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// kwok carries the dead pod's streams to a port nothing listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := int64(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	pfs := c.Dynamic.Resource(cluster.PortForwardGVR).Namespace("deadbackend")
-	pf, err := pfs.Get(t.Context(), pods[0], metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	forwards, _, _ := unstructured.NestedSlice(pf.Object, "spec", "forwards")
-	for _, fw := range forwards {
-		if err := unstructured.SetNestedField(fw.(map[string]any), deadPort, "target", "port"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unstructured.SetNestedSlice(pf.Object, forwards, "spec", "forwards"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pfs.Update(t.Context(), pf, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	deadBackend(t, c, "deadbackend", pods[0])
 	retried := func() (n int64) {
 		for _, fs := range f.engine.Status().Forwards {
 			for _, p := range fs.Ports {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -43,11 +44,17 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 				continue
 			}
 			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
+			pf.counters.Trouble.OnChange = func(st forward.TroubleState) { e.troubleChanged(o, pf, st) }
 			have[p.Local] = pf
 			e.serve(serveCtx, cl, o, pf)
 			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
 		}
 		pf.name = p.Name
+		if !sameEndpoints(pf.eps.List(), p.Endpoints) {
+			// New pods deserve a fresh judgement: what the old ones did
+			// says nothing about them.
+			pf.counters.Trouble.Reset()
+		}
 		pf.eps.Set(p.Endpoints)
 	}
 	for local, pf := range have {
@@ -60,11 +67,33 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 	return errors.Join(errs...)
 }
 
+// sameEndpoints says whether two lists hold the same endpoints, in any
+// order, repeats aside.
+func sameEndpoints(a, b []forward.Endpoint) bool {
+	set := func(l []forward.Endpoint) map[forward.Endpoint]bool {
+		m := make(map[forward.Endpoint]bool, len(l))
+		for _, ep := range l {
+			m[ep] = true
+		}
+		return m
+	}
+	return maps.Equal(set(a), set(b))
+}
+
 func (e *Engine) listen(ap netip.AddrPort) (net.Listener, error) {
 	if e.opts.Listen != nil {
 		return e.opts.Listen(ap)
 	}
 	return net.Listen("tcp", ap.String())
+}
+
+// troubleChanged tells event followers that a port's connections stopped
+// (or started again) reaching its pods; status has the same at every
+// snapshot.
+func (e *Engine) troubleChanged(o origin, pf *portForward, st forward.TroubleState) {
+	state, reason := troubleState(o.key.Namespace, st, time.Now())
+	e.events.emit(api.Event{Type: api.EventForward, Context: o.key.Context, Namespace: o.key.Namespace, Service: o.key.Name, Pod: o.pod,
+		State: state, Reason: reason, Message: fmt.Sprintf("port %d", pf.port)})
 }
 
 // origin is what a listener forwards: a Service, or one pod of a headless

@@ -1,10 +1,17 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/forward"
 )
 
 // forwardEntry is one forward's status as published, with what the
@@ -28,6 +35,11 @@ func (e *Engine) Status() api.Status {
 			for i := range fs.Ports {
 				fillPort(&fs.Ports[i], fe.pfs[i])
 			}
+			troubles := make([]forward.TroubleState, len(fe.pfs))
+			for i, pf := range fe.pfs {
+				troubles[i] = pf.counters.Trouble.State()
+			}
+			reachState(&fs, troubles, time.Now())
 			out = append(out, fs)
 		}
 	}
@@ -68,6 +80,48 @@ func fillPort(p *api.Port, pf *portForward) {
 		at := f.at
 		p.LastError, p.LastErrorAt = f.msg, &at
 	}
+}
+
+// reachState turns an active forward's state into what its connections
+// found, when they could not reach a pod: forbidden, or unreachable with
+// the cause (and "retrying in N s" while a connection waits to try again,
+// N being that connection's pause). Read at every snapshot: connections,
+// not reconciles, learn it.
+// troubles[i] is f.Ports[i]'s.
+func reachState(f *api.Forward, troubles []forward.TroubleState, now time.Time) {
+	if f.State != api.StateActive {
+		return
+	}
+	for i, st := range troubles {
+		if len(f.Ports[i].Endpoints) == 0 || st.Err == nil {
+			continue
+		}
+		f.State, f.Reason = troubleState(f.Namespace, st, now)
+		if len(troubles) > 1 {
+			f.Reason = fmt.Sprintf("port %d: %s", f.Ports[i].Port, f.Reason)
+		}
+		return
+	}
+}
+
+// troubleState is the state and reason of a port in namespace whose
+// connections learned st: active when they got through.
+func troubleState(namespace string, st forward.TroubleState, now time.Time) (state, reason string) {
+	var status *apierrors.StatusError
+	switch {
+	case st.Err == nil:
+		return api.StateActive, ""
+	case st.Forbidden && errors.As(st.Err, &status):
+		// The verb denied depends on the transport and the server's
+		// version (get for WebSocket before 1.35, create else): name both.
+		return api.StateForbidden, fmt.Sprintf("kubefwd cannot port-forward in namespace %s: RBAC denies pods/portforward (it needs get and create); the API server said: %s",
+			namespace, status.ErrStatus.Message)
+	case !st.RetryAt.IsZero() && st.RetryAt.After(now):
+		return api.StateUnreachable, fmt.Sprintf("retrying in %d s: %v", int(math.Ceil(st.RetryAt.Sub(now).Seconds())), st.Err)
+	case !st.RetryAt.IsZero():
+		return api.StateUnreachable, fmt.Sprintf("retrying now: %v", st.Err)
+	}
+	return api.StateUnreachable, fmt.Sprintf("%v; the next connection tries again", st.Err)
 }
 
 // publish records the status of key after a reconcile (worker only).

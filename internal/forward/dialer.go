@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -123,6 +124,9 @@ func (d *Dialer) Dial(ctx context.Context, pod Pod) (*Tunnel, error) {
 		return nil, fmt.Errorf("tunnel to pod %s: %w", pod, err)
 	}
 	protocol := ProtocolSPDY
+	// refusal is the API server's answer to the WebSocket request when it
+	// was a Status (a 403 from RBAC, say); read only after the dial is done.
+	var refusal *apierrors.StatusError
 	if d.websockets {
 		ws, err := portforward.NewSPDYOverWebsocketDialerForStreaming(u, d.config)
 		if err != nil {
@@ -132,6 +136,10 @@ func (d *Dialer) Dial(ctx context.Context, pod Pod) (*Tunnel, error) {
 		dialer = portforward.NewFallbackDialerForStreaming(ws, dialer, func(err error) bool {
 			if streamhttp.IsUpgradeFailure(err) || streamhttp.IsHTTPSProxyError(err) {
 				protocol = ProtocolSPDY // read only after the dial is done
+				var upgrade *streamhttp.UpgradeFailureError
+				if errors.As(err, &upgrade) {
+					errors.As(upgrade.Cause, &refusal)
+				}
 				return true
 			}
 			return false
@@ -155,6 +163,13 @@ func (d *Dialer) Dial(ctx context.Context, pod Pod) (*Tunnel, error) {
 	select {
 	case r := <-done:
 		if r.err != nil {
+			if refusal != nil && Forbidden(refusal) {
+				// SPDY was refused too (RBAC may allow one and not the
+				// other, so it was tried), but its error is only text: the
+				// WebSocket answer says what was denied, and can be told
+				// apart (Forbidden).
+				return nil, fmt.Errorf("tunnel to pod %s: %w", pod, refusal)
+			}
 			return nil, fmt.Errorf("tunnel to pod %s: %w", pod, r.err)
 		}
 		return newTunnel(pod, r.conn, protocol), nil

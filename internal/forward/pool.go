@@ -121,13 +121,44 @@ const RetireGrace = 5 * time.Second
 // tunnel's streams are stuck, and that frees them. It is what a refresh
 // does, so that connections in flight are not cut.
 func (p *Pool) Retire(match func(Pod) bool, grace time.Duration) {
+	p.retire(match, false, grace)
+}
+
+// RetireIdle takes every tunnel that is not being dialed out of use: those
+// without streams are closed at once, those carrying streams are closed
+// when their last stream ends, however long that takes. It is what a
+// network change calls for: the next connection must not wait on a tunnel
+// whose TCP connection may have died with the old network, and a
+// connection that survived the change must not be cut by us. Dials in
+// progress began on the new network and are left alone. It returns how
+// many tunnels were closed at once and how many are left to their streams.
+func (p *Pool) RetireIdle() (closed, draining int) {
+	return p.retire(nil, true, 0)
+}
+
+// retire is Retire and RetireIdle; grace 0 means no deadline.
+func (p *Pool) retire(match func(Pod) bool, skipDialing bool, grace time.Duration) (idle, busy int) {
 	p.mu.Lock()
 	var retired []*poolEntry
 	for pod, e := range p.tunnels {
-		if match == nil || match(pod) {
-			delete(p.tunnels, pod)
-			retired = append(retired, e)
+		if match != nil && !match(pod) {
+			continue
 		}
+		select {
+		case <-e.ready:
+			if e.t != nil && e.t.Streams() > 0 {
+				busy++
+			} else {
+				idle++
+			}
+		default:
+			if skipDialing {
+				continue
+			}
+			busy++
+		}
+		delete(p.tunnels, pod)
+		retired = append(retired, e)
 	}
 	p.mu.Unlock()
 	p.Retiring.Add(int64(len(retired)))
@@ -137,23 +168,28 @@ func (p *Pool) Retire(match func(Pod) bool, grace time.Duration) {
 			p.drain(e, grace)
 		})
 	}
+	return idle, busy
 }
 
 // drain closes e's tunnel once it carries no stream, once its streams
-// moved nothing for grace (counted from the retirement at the earliest),
-// or at once when the pool shuts down.
+// moved nothing for grace (counted from the retirement at the earliest;
+// never, if grace is 0), or at once when the pool shuts down.
 func (p *Pool) drain(e *poolEntry, grace time.Duration) {
 	<-e.ready
 	if e.t == nil {
 		return
 	}
 	retired := time.Now()
-	tick := time.NewTicker(min(50*time.Millisecond, grace/4))
+	every := 50 * time.Millisecond
+	if grace > 0 {
+		every = min(every, grace/4)
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for e.t.Streams() > 0 {
 		select {
 		case <-tick.C:
-			if time.Since(retired) >= grace && e.t.Quiet() >= grace {
+			if grace > 0 && time.Since(retired) >= grace && e.t.Quiet() >= grace {
 				e.t.Close()
 				return
 			}

@@ -127,3 +127,77 @@ func TestPoolDefaultIdleTimeout(t *testing.T) {
 		<-done
 	})
 }
+
+// After a network change, RetireIdle closes idle tunnels at once, takes
+// busy ones out of use without ever cutting their streams, and leaves a
+// dial in progress alone.
+func TestPoolRetireIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conns := map[string][]*fakeConn{}
+		release := make(chan struct{})
+		p := NewPool(dialFunc(func(_ context.Context, pod Pod) (*Tunnel, error) {
+			if pod.Name == "dialing" {
+				<-release
+			}
+			c := newFakeConn()
+			conns[pod.Name] = append(conns[pod.Name], c)
+			return newTunnel(pod, c, "fake"), nil
+		}), time.Hour)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		pod := func(name string) Pod { return Pod{Namespace: "ns", Name: name} }
+
+		if _, err := p.Get(ctx, pod("idle")); err != nil {
+			t.Fatal(err)
+		}
+		busy, err := p.Get(ctx, pod("busy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := busy.Open(ctx, 80)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dialed := make(chan *Tunnel)
+		go func() {
+			tun, _ := p.Get(ctx, pod("dialing"))
+			dialed <- tun
+		}()
+		synctest.Wait()
+
+		if closed, draining := p.RetireIdle(); closed != 1 || draining != 1 {
+			t.Errorf("RetireIdle = %d closed, %d draining; want 1 and 1", closed, draining)
+		}
+		synctest.Wait()
+		if !conns["idle"][0].isClosed() {
+			t.Error("an idle tunnel was not closed at once")
+		}
+		close(release)
+		pending := <-dialed
+		if again, _ := p.Get(ctx, pod("dialing")); again != pending || len(conns["dialing"]) != 1 {
+			t.Error("a dial in progress was retired")
+		}
+		// The busy tunnel is out of use: a new connection gets a new one.
+		if fresh, err := p.Get(ctx, pod("busy")); err != nil || fresh == busy {
+			t.Errorf("after RetireIdle, Get(busy) = the old tunnel or %v", err)
+		}
+		// Its stream is never cut, not even after RetireGrace, an hour.
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if conns["busy"][0].isClosed() {
+			t.Fatal("a tunnel carrying a stream was closed under it")
+		}
+		s.Close()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !conns["busy"][0].isClosed() {
+			t.Error("the retired tunnel stayed open after its last stream ended")
+		}
+		if n := p.Retiring.Load(); n != 0 {
+			t.Errorf("Retiring = %d after the drain", n)
+		}
+		cancel()
+		<-done
+	})
+}

@@ -42,6 +42,8 @@ type Counters struct {
 	// StreamErrors counts streams that could not be opened or ended in an
 	// error (retried or not).
 	StreamErrors atomic.Int64
+	// Trouble says whether the latest connections could reach a pod.
+	Trouble Trouble
 }
 
 // ProxyOptions tune a Proxy; zero values pick the defaults.
@@ -103,18 +105,25 @@ func (p *Proxy) Serve(ctx context.Context, client net.Conn, name string, picker 
 	for round := 0; ; round++ {
 		done, err := p.round(ctx, client, name, picker, c, r, deadline, round > 0)
 		if done {
+			c.Trouble.ok()
 			return nil
 		}
 		lastErr = err
 		if _, replayable := r.pending(); !replayable || r.wasAnswered() || errors.Is(err, errNoEndpoint) ||
-			ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			Forbidden(err) || ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			// A refusal by RBAC is not retried: the other endpoints are in
+			// the same namespace, and the answer will not change in seconds.
 			break
 		}
+		c.Trouble.failed(err, time.Now().Add(pause))
 		select {
 		case <-ctx.Done():
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 2*time.Second)
+	}
+	if lastErr != nil && !errors.Is(lastErr, errNoEndpoint) && ctx.Err() == nil {
+		c.Trouble.failed(lastErr, time.Time{})
 	}
 	c.Failed.Add(1)
 	if ctx.Err() != nil {
@@ -272,6 +281,7 @@ func (p *Proxy) pipe(client net.Conn, s *Stream, r *replay, c *Counters) (retry 
 		return false, rerr // the pod closed without a word: pass that on
 	}
 	r.markAnswered()
+	c.Trouble.ok() // now, not when the connection ends: it may last hours
 	var downErr error
 	if _, werr := client.Write(buf[:n]); werr != nil {
 		downErr = werr

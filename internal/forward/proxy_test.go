@@ -196,6 +196,9 @@ func TestProxyRetriesWhileAllRefuse(t *testing.T) {
 	if f.counters.Failed.Load() != 0 {
 		t.Errorf("failed = %d", f.counters.Failed.Load())
 	}
+	if st := f.counters.Trouble.State(); st.Err != nil {
+		t.Errorf("trouble after the connection got through: %+v", st)
+	}
 
 	// With nothing but refusals, it gives up at the deadline.
 	g := startProxy(t, d, forward.ProxyOptions{WaitForEndpoint: 2 * time.Second})
@@ -209,5 +212,9 @@ func TestProxyRetriesWhileAllRefuse(t *testing.T) {
 	}
 	if g.counters.Failed.Load() != 1 {
 		t.Errorf("failed = %d, want 1", g.counters.Failed.Load())
+	}
+	// The port says why, and that nobody is waiting to retry.
+	if st := g.counters.Trouble.State(); st.Err == nil || !strings.Contains(st.Err.Error(), "9999") || !st.RetryAt.IsZero() || st.Forbidden {
+		t.Errorf("trouble after giving up = %+v, want the refusal and no retry pending", st)
 	}
 }

@@ -72,6 +72,12 @@ func diagnose(st api.Status, service string) Diagnosis {
 			add(what+" is paused: "+f.Reason, "resume_service with "+what)
 		case api.StateNotForwarded:
 			add(what+" cannot be forwarded: "+f.Reason, "nothing kubefwd can do: port-forward reaches pods only (see the reason)")
+		case api.StateUnreachable:
+			add(what+" has ready pods that connections cannot reach: "+f.Reason,
+				"check the pod answers on its port (get_pod_logs); if it does, refresh "+what+" to reopen its tunnels")
+		case api.StateForbidden:
+			add(what+" is refused by the API server: "+f.Reason,
+				"ask the cluster's admin for get and create on pods/portforward in namespace "+f.Namespace+" (RBAC)")
 		case api.StateWaiting:
 			add(what+" has no ready pod: "+f.Reason, "check its pods (kubectl get pods, get_pod_logs once one runs); connections wait for one")
 		}

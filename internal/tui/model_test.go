@@ -335,3 +335,28 @@ func TestHostileTextIsNotObeyed(t *testing.T) {
 		}
 	}
 }
+
+// Forwards that cannot reach their pods stand out: counted in the header,
+// sorted first, their reason (the retry and its cause, the RBAC refusal) in
+// the detail.
+func TestGoldenUnreachableAndForbidden(t *testing.T) {
+	st := fixture(1000)
+	errAt := t0.Add(-2 * time.Second)
+	st.Forwards = append(st.Forwards,
+		api.Forward{Context: "dev", Namespace: "shop", Service: "orders", Address: "127.1.0.7", Names: []string{"orders"},
+			State: api.StateUnreachable, Reason: "retrying in 2 s: pod shop/orders-1 port 8080: failed to dial 127.0.0.1:9: connection refused",
+			Ports: []api.Port{{Name: "http", Port: 80, Local: 80, Endpoints: []string{"shop/orders-1:8080"}, Connections: 1, StreamErrors: 4,
+				LastError: "pod shop/orders-1 port 8080: failed to dial 127.0.0.1:9: connection refused", LastErrorAt: &errAt, Failed: 1}},
+			Endpoints: []api.Endpoint{{Pod: "orders-1", Node: "kwok-node-0", IP: "10.0.0.12", Ready: true}}},
+		api.Forward{Context: "dev", Namespace: "shop", Service: "stock", Address: "127.1.0.8", Names: []string{"stock"},
+			State: api.StateForbidden, Reason: `kubefwd cannot port-forward in namespace shop: RBAC denies pods/portforward (it needs get and create); the API server said: pods "stock-1" is forbidden: User "me" cannot get resource "pods/portforward" in API group "" in the namespace "shop"`,
+			Ports:     []api.Port{{Name: "http", Port: 80, Local: 80, Endpoints: []string{"shop/stock-1:8080"}, Failed: 3}},
+			Endpoints: []api.Endpoint{{Pod: "stock-1", Node: "kwok-node-1", IP: "10.0.1.12", Ready: true}}})
+	b := &fake{}
+	m := New("inst", false)
+	m.now, m.loc = func() time.Time { return t0 }, time.UTC
+	m = send(t, m, tea.WindowSizeMsg{Width: 160, Height: 30}, attachedMsg{b: b}, statusMsg{st: st, at: t0})
+	golden(t, "trouble-table", m)
+	golden(t, "trouble-sorted", keys(t, m, "s"))
+	golden(t, "trouble-detail", keys(t, m, "G", "enter"))
+}

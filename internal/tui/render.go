@@ -132,6 +132,12 @@ func (m Model) renderHeader(st styles) []string {
 	if n := counts[api.StateWaiting]; n > 0 {
 		parts = append(parts, st.warn.Render(fmt.Sprintf("%d waiting", n)))
 	}
+	if n := counts[api.StateUnreachable]; n > 0 {
+		parts = append(parts, st.bad.Render(fmt.Sprintf("%d unreachable", n)))
+	}
+	if n := counts[api.StateForbidden]; n > 0 {
+		parts = append(parts, st.bad.Render(fmt.Sprintf("%d forbidden", n)))
+	}
 	if n := counts[api.StateNotForwarded]; n > 0 {
 		parts = append(parts, st.bad.Render(fmt.Sprintf("%d not forwarded", n)))
 	}

@@ -155,7 +155,7 @@ func buildRows(st *api.Status, rates map[api.ForwardKey][2]float64, filter strin
 // stateRank puts what needs attention first.
 func stateRank(s string) int {
 	switch s {
-	case api.StateNotForwarded:
+	case api.StateNotForwarded, api.StateForbidden, api.StateUnreachable:
 		return 0
 	case api.StateWaiting:
 		return 1
