@@ -371,6 +371,9 @@ func (s *soak) do(ctx context.Context, kind string, f *Fault) (func(context.Cont
 		}, nil
 
 	case kindHostsEdit, kindHostsReset:
+		// A reset takes every name away until kubefwd writes its block back;
+		// an edit keeps them and may break nothing.
+		f.All = kind == kindHostsReset
 		return s.probeAll(f), s.rewriteHosts(kind == kindHostsReset, &f.Target)
 	}
 	return nil, fmt.Errorf("unknown fault kind %q", kind)

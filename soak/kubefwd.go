@@ -31,6 +31,7 @@ const instance = "soak"
 // and is counted by level.
 type kubefwd struct {
 	bin, kubeconfig, hostsPath, statePath, logPath string
+	verbose                                        bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -41,8 +42,12 @@ type kubefwd struct {
 }
 
 func (k *kubefwd) args() []string {
-	return []string{"svc", "-c", k.kubeconfig, "-n", strings.Join(namespaces, ","),
+	args := []string{"svc", "-c", k.kubeconfig, "-n", strings.Join(namespaces, ","),
 		"--hosts-path", k.hostsPath, "--state-file", k.statePath, "--instance", instance}
+	if k.verbose {
+		args = append(args, "-v")
+	}
+	return args
 }
 
 // start runs a new kubefwd process.

@@ -41,6 +41,7 @@ type options struct {
 	out      string
 	results  string
 	minEach  int
+	verbose  bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -53,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "out", "RELIABILITY.md", "the report a full run writes")
 	fs.StringVar(&o.results, "results", "soak/results", "directory for the results file")
 	fs.IntVar(&o.minEach, "min-each", 5, "a full run goes on past --duration (by at most 15 minutes) until every fault kind came up this many times")
+	fs.BoolVar(&o.verbose, "verbose", false, "run kubefwd with -v (its debug log, kept beside the results; the log-lines row then counts INFO alone still)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -152,7 +154,7 @@ func soakRun(ctx context.Context, o options, logw io.Writer) (*Results, error) {
 		return nil, err
 	}
 	s.kf = &kubefwd{bin: bin, kubeconfig: c.Kubeconfig, hostsPath: hostsPath,
-		statePath: filepath.Join(dir, "state.json"), logPath: filepath.Join(dir, "kubefwd.log")}
+		statePath: filepath.Join(dir, "state.json"), logPath: filepath.Join(dir, "kubefwd.log"), verbose: o.verbose}
 	defer s.kf.close()
 	if err := s.kf.start(); err != nil {
 		return nil, err
@@ -296,6 +298,19 @@ func soakRun(ctx context.Context, o options, logw io.Writer) (*Results, error) {
 	res.Growth = growth(samples, res.Started)
 	res.LogLines = s.kf.logLines()
 	res.finish()
+	// The logs stay beside the results (not in git), for a failure's story.
+	stamp := filepath.Join(o.results, res.Started.UTC().Format("20060102-150405")+"-"+res.Mode)
+	if err := os.MkdirAll(o.results, 0o755); err == nil {
+		for name, from := range map[string]string{
+			"kubefwd":         s.kf.logPath,
+			"kwok-controller": filepath.Join(c.ClusterDir(), "logs", cluster.KwokController+".log"),
+			"kube-apiserver":  filepath.Join(c.ClusterDir(), "logs", cluster.APIServer+".log"),
+		} {
+			if data, err := os.ReadFile(from); err == nil {
+				os.WriteFile(stamp+"-"+name+".log", data, 0o644)
+			}
+		}
+	}
 	return res, nil
 }
 

@@ -109,6 +109,28 @@ func (p *Pool) remove(pod Pod, e *poolEntry) bool {
 	return false
 }
 
+// Detach takes t out of use if it is still its pod's tunnel: the next
+// connection to the pod dials a new one, and t stays for the streams it
+// carries until they end, however long they are silent (a client that
+// stopped reading is not a wedged tunnel). It reports whether t was
+// detached (false: it was already out of use).
+func (p *Pool) Detach(t *Tunnel) bool {
+	p.mu.Lock()
+	e := p.tunnels[t.pod]
+	if e == nil || e.t != t {
+		p.mu.Unlock()
+		return false
+	}
+	delete(p.tunnels, t.pod)
+	p.mu.Unlock()
+	p.Retiring.Add(1)
+	p.retiring.Go(func() {
+		defer p.Retiring.Add(-1)
+		p.drain(e, 0)
+	})
+	return true
+}
+
 // RetireGrace is how long a retired tunnel's streams may move nothing
 // before the tunnel is closed under them.
 const RetireGrace = 5 * time.Second

@@ -282,13 +282,14 @@ func (p *Proxy) pipe(client net.Conn, s *Stream, r *replay, c *Counters) (retry 
 	}
 	r.markAnswered()
 	c.Trouble.ok() // now, not when the connection ends: it may last hours
+	down := p.watchSlowClient(client, s, &c.BytesIn)
+	defer down.stop()
 	var downErr error
-	if _, werr := client.Write(buf[:n]); werr != nil {
-		downErr = werr
-	} else {
-		c.BytesIn.Add(int64(n))
+	if _, werr := down.Write(buf[:n]); werr == nil {
 		// Count as it flows, so status shows long transfers as they go.
-		_, downErr = io.CopyBuffer(countingWriter{client, &c.BytesIn}, s, buf)
+		_, downErr = io.CopyBuffer(down, s, buf)
+	} else {
+		downErr = werr
 	}
 	// The pod is done sending: tell the client, then wait for its side.
 	if downErr == nil {
@@ -325,17 +326,46 @@ func (p *Proxy) upstream(client net.Conn, s *Stream, r *replay, c *Counters) err
 	}
 }
 
-// countingWriter adds what it writes to n.
-type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
+// slowClientAfter is how long a write to a client may block before the
+// client counts as slow and its stream's tunnel is left to it.
+const slowClientAfter = 250 * time.Millisecond
+
+// downstream writes what the pod sent to the client, counting it, and
+// notices a client that stops keeping up. SPDY (which port-forward speaks,
+// also inside WebSockets) has no per-stream flow control: what the pod
+// sends for a stream nobody reads waits in the tunnel's one connection,
+// in front of every other stream's data and of the replies that open new
+// streams. So the tunnel of a stream whose client blocks is taken out of
+// use, and the pod's next connections get a tunnel of their own instead
+// of waiting behind it. One timer per stream, reset around each write.
+type downstream struct {
+	w     io.Writer
+	n     *atomic.Int64
+	timer *time.Timer
 }
 
-func (cw countingWriter) Write(p []byte) (int, error) {
-	m, err := cw.w.Write(p)
-	cw.n.Add(int64(m))
+func (p *Proxy) watchSlowClient(client io.Writer, s *Stream, n *atomic.Int64) *downstream {
+	var once sync.Once
+	t := time.AfterFunc(time.Hour, func() {
+		once.Do(func() {
+			if p.pool.Detach(s.tunnel) {
+				p.log.Debug("a client is not keeping up: its tunnel is left to it, the pod's next connections get their own", "pod", s.tunnel.pod.String())
+			}
+		})
+	})
+	t.Stop()
+	return &downstream{w: client, n: n, timer: t}
+}
+
+func (d *downstream) Write(p []byte) (int, error) {
+	d.timer.Reset(slowClientAfter)
+	m, err := d.w.Write(p)
+	d.timer.Stop()
+	d.n.Add(int64(m))
 	return m, err
 }
+
+func (d *downstream) stop() { d.timer.Stop() }
 
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {

@@ -3,6 +3,7 @@ package forward_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -216,5 +217,64 @@ func TestProxyRetriesWhileAllRefuse(t *testing.T) {
 	// The port says why, and that nobody is waiting to retry.
 	if st := g.counters.Trouble.State(); st.Err == nil || !strings.Contains(st.Err.Error(), "9999") || !st.RetryAt.IsZero() || st.Forbidden {
 		t.Errorf("trouble after giving up = %+v, want the refusal and no retry pending", st)
+	}
+}
+
+// A client that stops reading a download holds up its tunnel: everything
+// the pod sends after it waits in the same connection (SPDY has no flow
+// control per stream), so a new stream on that tunnel would wait behind
+// it. The proxy takes such a tunnel out of use, and the next connection to
+// the pod gets a tunnel of its own and its answer at once; the stalled
+// download goes on when its client reads again.
+func TestProxySlowReaderDoesNotHoldUpOthers(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "slowreader", "web", 1)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, d, forward.ProxyOptions{})
+	f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "slowreader", Name: pods[0]}, Port: 8080}})
+
+	// A download its client does not read: the pod's bytes back up.
+	slow, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	const size = 64 << 20
+	if _, err := fmt.Fprintf(slow, "GET /bytes?n=%d HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n", size); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 4096)
+	if _, err := io.ReadFull(slow, head); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // let the backlog build
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := client.Get("http://" + f.addr + "/")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("a request behind a stalled download failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+
+	// The stalled download still completes once read, also after a pause
+	// longer than a refresh's grace.
+	time.Sleep(forward.RetireGrace + time.Second)
+	slow.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	// Read to the last byte the Content-Length promises (kwok does not pass
+	// the pod's close on while the client holds its side open).
+	body := len(head) - (bytes.Index(head, []byte("\r\n\r\n")) + 4)
+	if n, err := io.CopyN(io.Discard, slow, size-int64(body)); err != nil {
+		t.Fatalf("the stalled download read %d more bytes, then %v", n, err)
 	}
 }
