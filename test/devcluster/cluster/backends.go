@@ -53,6 +53,7 @@ type backends struct {
 	pods     func(namespace, name string) (*corev1.Pod, error)
 	workers  sync.WaitGroup
 	draining sync.WaitGroup // backends of deleted pods finishing their requests
+	nudging  sync.WaitGroup // the follow-up nudge of each new PortForward
 
 	mu      sync.Mutex
 	state   map[string]*podBackend // by namespace/name; guarded by mu
@@ -169,6 +170,7 @@ func (b *backends) start(ctx context.Context) error {
 func (b *backends) wait() {
 	b.workers.Wait()
 	b.draining.Wait()
+	b.nudging.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for key, pb := range b.state {
@@ -300,6 +302,20 @@ func (b *backends) sync(ctx context.Context, key string) error {
 	// etcd revisions: kwok's informer sees PortForwards in this order.
 	pb.rv, _ = strconv.ParseUint(written.GetResourceVersion(), 10, 64)
 	b.set(key, pb)
+	// One more event a second later: kwok may have cached its PortForward
+	// list without this one (see nudge), and the next event makes it list
+	// again. So a connection to a pod that just turned ready finds it, as
+	// on a real node, and not only once a test waited with WaitServing.
+	b.nudging.Go(func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		if err := b.nudge(ctx, ns, name, pod.UID); err != nil && ctx.Err() == nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			fmt.Fprintf(b.log, "devcluster: nudge PortForward %s/%s: %v\n", ns, name, err)
+		}
+	})
 	return nil
 }
 
