@@ -148,28 +148,31 @@ type Sample struct {
 	AtRest     bool      `json:"at_rest"`    // no fault running, none for 30 s
 }
 
-// Growth is a resource's settled figure after the first five minutes and
-// the highest later one, both at rest.
+// Growth compares a resource at rest after the first five minutes with
+// the rest of the run: Baseline is the median of the at-rest samples in
+// the sixth minute, Later the median of every later one (a leak moves it;
+// one busy moment does not), Max the highest later one, for the record.
 type Growth struct {
 	Resource string  `json:"resource"`
 	Baseline float64 `json:"baseline"`
+	Later    float64 `json:"later"`
 	Max      float64 `json:"max"`
 	Samples  int     `json:"samples"`
 }
 
-// Ratio is Max over Baseline (0 when there is no baseline).
+// Ratio is Later over Baseline (0 when there is no baseline).
 func (g Growth) Ratio() float64 {
 	if g.Baseline <= 0 {
 		return 0
 	}
-	return g.Max / g.Baseline
+	return g.Later / g.Baseline
 }
 
 // growth compares, for each resource, the median of the samples at rest
 // in the sixth minute of the run (or the first at rest after it) with the
-// highest sample at rest after that. A restarted process starts afresh,
-// which can only lower later samples; the soak keeps kill -9 to the run's
-// second half so that one process lives through most of the rest.
+// median of those after that. A restarted process starts afresh, which can
+// only lower later samples; the soak keeps kill -9 to the run's second half
+// so that one process lives through most of the rest.
 func growth(samples []Sample, started time.Time) []Growth {
 	from := started.Add(5 * time.Minute)
 	var base, later []Sample
@@ -183,7 +186,7 @@ func growth(samples []Sample, started time.Time) []Growth {
 			later = append(later, s)
 		}
 	}
-	if len(base) == 0 {
+	if len(base) == 0 || len(later) == 0 {
 		return nil
 	}
 	read := []struct {
@@ -196,16 +199,14 @@ func growth(samples []Sample, started time.Time) []Growth {
 	}
 	var out []Growth
 	for _, r := range read {
-		var bs []float64
+		var bs, ls []float64
 		for _, s := range base {
 			bs = append(bs, r.get(s))
 		}
-		g := Growth{Resource: r.name, Baseline: median(bs), Samples: len(later)}
-		g.Max = g.Baseline
 		for _, s := range later {
-			g.Max = max(g.Max, r.get(s))
+			ls = append(ls, r.get(s))
 		}
-		out = append(out, g)
+		out = append(out, Growth{Resource: r.name, Baseline: median(bs), Later: median(ls), Max: slices.Max(ls), Samples: len(later)})
 	}
 	return out
 }

@@ -77,11 +77,14 @@ func TestGrowth(t *testing.T) {
 	var samples []Sample
 	for i := range 20 { // one a minute
 		s := Sample{At: at(float64(i * 60)), Goroutines: 100, FDs: 40, RSSKiB: 80 << 10, AtRest: true}
-		if i == 15 {
-			s.Goroutines, s.FDs = 130, 41 // a leak shows at rest
+		if i >= 10 {
+			s.Goroutines = 100 + 10*(i-9) // a leak: at rest, each minute more
+		}
+		if i == 12 {
+			s.FDs = 60 // one busy moment
 		}
 		if i == 16 {
-			s.Goroutines, s.AtRest = 500, false // busy: not judged
+			s.Goroutines, s.AtRest = 5000, false // busy: not judged
 		}
 		samples = append(samples, s)
 	}
@@ -89,14 +92,18 @@ func TestGrowth(t *testing.T) {
 	if len(g) != 3 {
 		t.Fatalf("growth = %+v", g)
 	}
-	if g[0].Resource != "goroutines" || g[0].Baseline != 100 || g[0].Max != 130 || g[0].Ratio() != 1.3 {
+	// Later: samples 6..19 but 16 (13 of them); goroutines 100 ×4, then 110, 120, … 190 without 170.
+	if g[0].Resource != "goroutines" || g[0].Baseline != 100 || g[0].Later != 130 || g[0].Max != 200 || g[0].Ratio() != 1.3 {
 		t.Errorf("goroutines = %+v", g[0])
 	}
-	if g[1].Ratio() != 41.0/40 || g[2].Ratio() != 1 {
-		t.Errorf("fds, rss = %+v %+v", g[1], g[2])
+	if g[1].Later != 40 || g[1].Max != 60 || g[1].Ratio() != 1 {
+		t.Errorf("one busy moment is not growth: %+v", g[1])
 	}
-	if growth(samples[:5], t0) != nil {
-		t.Error("no sample after minute 5 must give no figure")
+	if g[2].Ratio() != 1 {
+		t.Errorf("rss = %+v", g[2])
+	}
+	if growth(samples[:6], t0) != nil {
+		t.Error("no sample after minute 6 must give no figure")
 	}
 }
 

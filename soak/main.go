@@ -42,6 +42,7 @@ type options struct {
 	results  string
 	minEach  int
 	verbose  bool
+	render   string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -55,8 +56,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.results, "results", "soak/results", "directory for the results file")
 	fs.IntVar(&o.minEach, "min-each", 5, "a full run goes on past --duration (by at most 15 minutes) until every fault kind came up this many times")
 	fs.BoolVar(&o.verbose, "verbose", false, "run kubefwd with -v (its debug log, kept beside the results; the log-lines row then counts INFO alone still)")
+	fs.StringVar(&o.render, "render", "", "write --out again from a results file (the judgement of today's code on that run's measurements), running nothing")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if o.render != "" {
+		if err := rerender(o.render, o.out); err != nil {
+			fmt.Fprintf(stderr, "soak: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if fs.NArg() > 0 || o.duration <= 0 || o.minEach < 1 {
 		fmt.Fprintln(stderr, "soak: want no arguments, a positive --duration and --min-each ≥ 1")
@@ -312,6 +321,21 @@ func soakRun(ctx context.Context, o options, logw io.Writer) (*Results, error) {
 		}
 	}
 	return res, nil
+}
+
+// rerender judges a results file again and writes its report.
+func rerender(results, out string) error {
+	raw, err := os.ReadFile(results)
+	if err != nil {
+		return err
+	}
+	var r Results
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("%s: %w", results, err)
+	}
+	r.Growth = growth(r.Samples, r.Started)
+	r.finish()
+	return os.WriteFile(out, []byte(Markdown(&r)), 0o644)
 }
 
 // shortKinds lists the fault kinds that came up fewer than n times.

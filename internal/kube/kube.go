@@ -110,6 +110,7 @@ func Resolve(req Request) ([]Target, error) {
 		}
 		requests := &Requests{}
 		cfg.Wrap(requests.Wrap)
+		cfg.Wrap((&OutageRetry{}).Wrap) // outermost: each try is counted
 		client, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			return nil, UsageError{fmt.Errorf("context %q: %w", name, err)}
