@@ -61,14 +61,14 @@ func (s *soak) cause(ctx context.Context, kind string) Fault {
 		s.faults = append(s.faults, f)
 		s.mu.Unlock()
 	}()
-	recover, err := s.do(ctx, kind, &f)
+	back, err := s.do(ctx, kind, &f)
 	f.End = time.Now()
 	if err != nil {
 		f.Err = err.Error()
 		s.log("soak: %s (%s) could not be caused or undone: %v", kind, f.Target, err)
 		return f
 	}
-	if at, ok := recover(ctx, f.End.Add(recoverWithin)); ok {
+	if at, ok := back(ctx, f.End.Add(recoverWithin)); ok {
 		f.Recovered = at
 	}
 	s.log("soak: %-40s %-18s %5.1f s, names answering %s", kind, f.Target, f.End.Sub(f.Start).Seconds(), recovered(f))
