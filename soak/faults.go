@@ -212,7 +212,10 @@ func (s *soak) do(ctx context.Context, kind string, f *Fault) (func(context.Cont
 		// Delete a Service's EndpointSlices (the controller writes them
 		// again) and relabel another's: kubefwd sees them go and come.
 		ns, name := s.pickDeployment(false)
-		f.Target = ns + "/" + name
+		// Without its EndpointSlices a Service has no endpoints for anyone
+		// (kube-proxy follows them too) until the controller writes them
+		// again: its connections may fail until then.
+		f.Target, f.Affects = ns+"/"+name, []string{ns + "/" + name}
 		sel := "kubernetes.io/service-name=" + name
 		if err := c.Clientset.DiscoveryV1().EndpointSlices(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel}); err != nil {
 			return nil, err
