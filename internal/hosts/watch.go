@@ -2,11 +2,8 @@ package hosts
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
-	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/kubefwd/kubefwd/internal/filewatch"
 )
 
 // Watch calls changed whenever the file may have been changed by anyone:
@@ -19,37 +16,10 @@ import (
 // rights the file is written with); bursts are reported once. It returns
 // when ctx ends, or at once when the directory cannot be watched.
 func (f *File) Watch(ctx context.Context, add func(func() error) error, changed func()) error {
-	w, err := fsnotify.NewWatcher()
+	w, err := filewatch.Start(f.Path, add)
 	if err != nil {
-		return fmt.Errorf("cannot watch %s: %w", f.Path, err)
+		return err
 	}
 	defer w.Close()
-	path := filepath.Clean(f.Path)
-	if err := add(func() error { return w.Add(filepath.Dir(path)) }); err != nil {
-		return fmt.Errorf("cannot watch %s: %w", filepath.Dir(path), err)
-	}
-	const settle = 50 * time.Millisecond
-	timer := time.NewTimer(settle)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if filepath.Clean(ev.Name) == path {
-				timer.Reset(settle)
-			}
-		case _, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			timer.Reset(settle) // events may have been lost: look again
-		case <-timer.C:
-			changed()
-		}
-	}
+	return w.Run(ctx, changed, func(error) {})
 }

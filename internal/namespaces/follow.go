@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/kubefwd/kubefwd/internal/asuser"
+	"github.com/kubefwd/kubefwd/internal/filewatch"
 )
 
 // ReadFile reads a namespaces file. A missing file is an empty set: the
@@ -41,15 +38,11 @@ func ReadFile(path string) ([]Ref, error) {
 // u's rights (nil: the process's own), so root never reads, or learns the
 // names in, a directory the user could not.
 func Follow(ctx context.Context, path string, u *asuser.User, apply func([]Ref), onError func(error)) error {
-	w, err := fsnotify.NewWatcher()
+	w, err := filewatch.Start(path, u.Do)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	path = filepath.Clean(path)
-	if err := u.Do(func() error { return w.Add(filepath.Dir(path)) }); err != nil {
-		return fmt.Errorf("cannot watch %s: %w", filepath.Dir(path), err)
-	}
 
 	var last []Ref
 	first := true
@@ -66,33 +59,6 @@ func Follow(ctx context.Context, path string, u *asuser.User, apply func([]Ref),
 			apply(refs)
 		}
 	}
-	load()
-
-	// Writers often touch a file several times per save: apply once the
-	// burst is over.
-	const settle = 50 * time.Millisecond
-	timer := time.NewTimer(settle)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			if filepath.Clean(ev.Name) == path {
-				timer.Reset(settle)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			onError(fmt.Errorf("watching %s: %w", path, err))
-			timer.Reset(settle) // events may have been lost: read again
-		case <-timer.C:
-			load()
-		}
-	}
+	load() // after the watch began: no write falls between the two
+	return w.Run(ctx, load, onError)
 }
