@@ -188,7 +188,10 @@ func TestMarkdownJudgesTheGoals(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
-	if v := r.quickVerdict(); !strings.Contains(v, "1 connection(s) failed while a ready replica existed") {
+	if v := r.quickVerdict(0); !strings.Contains(v, "1 connection(s) failed while a ready replica existed") {
 		t.Errorf("quick verdict = %q", v)
+	}
+	if v := r.quickVerdict(1); strings.Contains(v, "failed while a ready replica existed") {
+		t.Errorf("one lost connection, one tolerated: verdict = %q", v)
 	}
 }

@@ -59,8 +59,8 @@ func (r *Results) finish() {
 func (r *Results) minutes() float64 { return r.Ended.Sub(r.Started).Minutes() }
 
 // quickVerdict is what soak-quick fails on: a fault it could not cause,
-// or a connection lost while a ready replica existed.
-func (r *Results) quickVerdict() string {
+// or more than tolerate connections lost while a ready replica existed.
+func (r *Results) quickVerdict(tolerate int) string {
 	var bad []string
 	for _, k := range r.Kinds {
 		if k.NotCaused > 0 {
@@ -70,7 +70,7 @@ func (r *Results) quickVerdict() string {
 	if len(r.Kinds) < len(allKinds) {
 		bad = append(bad, fmt.Sprintf("only %d of %d fault kinds ran", len(r.Kinds), len(allKinds)))
 	}
-	if r.Unexcused > 0 {
+	if r.Unexcused > tolerate {
 		bad = append(bad, fmt.Sprintf("%d connection(s) failed while a ready replica existed: %s", r.Unexcused, firstUnexcused(r.Failures, 3)))
 	}
 	return strings.Join(bad, "; ")
