@@ -230,9 +230,18 @@ func coalesce(ctx context.Context, in <-chan message, out chan<- Change, quiet, 
 				continue
 			}
 			if pending != nil {
-				// The reader has not taken the last burst yet: this one
-				// joins it, since what it will do covers both.
-				b, held, pending, started = held, nil, nil, time.Now()
+				select {
+				case pending <- ready:
+					// A reader waiting at this very moment gets the
+					// finished burst; left to the outer select's random
+					// choice it could be absorbed instead, again and
+					// again, and an endless burst never reported.
+					pending, held = nil, nil
+				default:
+					// The reader has not taken the last burst yet: this
+					// one joins it, since what it will do covers both.
+					b, held, pending, started = held, nil, nil, time.Now()
+				}
 			}
 			if b == nil {
 				b, started = &burst{}, time.Now()
