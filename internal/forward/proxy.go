@@ -59,6 +59,10 @@ type ProxyOptions struct {
 	// ReplayLimit is how much of what the client sent before the first byte
 	// came back is kept to resend on a retry. Default 64 KiB.
 	ReplayLimit int
+	// SlowClient is how long a write to a client may block before the
+	// client counts as slow and its stream's tunnel is left to it.
+	// Default 250ms.
+	SlowClient time.Duration
 }
 
 // Proxy carries accepted connections to pods through a Pool.
@@ -81,6 +85,9 @@ func NewProxy(pool *Pool, log *slog.Logger, opts ProxyOptions) *Proxy {
 	}
 	if opts.ReplayLimit <= 0 {
 		opts.ReplayLimit = 64 << 10
+	}
+	if opts.SlowClient <= 0 {
+		opts.SlowClient = 250 * time.Millisecond
 	}
 	return &Proxy{pool: pool, log: log, opts: opts}
 }
@@ -187,23 +194,33 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 	return false, lastErr
 }
 
-// open starts a stream to ep, redialing once if the pooled tunnel turns out
-// to be closed.
+// open starts a stream to ep, on a new tunnel once if the pooled one turns
+// out to be closed, or congested by a client that reads slower than its pod
+// sends (the congested tunnel is left to the streams it carries).
 func (p *Proxy) open(ctx context.Context, ep Endpoint) (*Stream, error) {
+	var err error
 	for range 2 {
-		t, err := p.pool.Get(ctx, ep.Pod)
+		var t *Tunnel
+		t, err = p.pool.Get(ctx, ep.Pod)
 		if err != nil {
 			return nil, err
 		}
 		sctx, cancel := context.WithTimeout(ctx, p.opts.StreamTimeout)
-		s, err := t.Open(sctx, ep.Port)
+		var s *Stream
+		s, err = t.Open(sctx, ep.Port)
 		cancel()
-		if errors.Is(err, ErrTunnelClosed) {
+		switch {
+		case errors.Is(err, ErrTunnelClosed):
+			continue
+		case errors.Is(err, ErrTunnelCongested):
+			if p.pool.Detach(t) {
+				p.log.Debug("a tunnel is congested by a slow client: it is left to its streams, new ones get their own", "pod", ep.Pod.String())
+			}
 			continue
 		}
 		return s, err
 	}
-	return nil, ErrTunnelClosed
+	return nil, err
 }
 
 // replay keeps what the client sent until the pod answers, so a failed
@@ -326,10 +343,6 @@ func (p *Proxy) upstream(client net.Conn, s *Stream, r *replay, c *Counters) err
 	}
 }
 
-// slowClientAfter is how long a write to a client may block before the
-// client counts as slow and its stream's tunnel is left to it.
-const slowClientAfter = 250 * time.Millisecond
-
 // downstream writes what the pod sent to the client, counting it, and
 // notices a client that stops keeping up. SPDY (which port-forward speaks,
 // also inside WebSockets) has no per-stream flow control: what the pod
@@ -342,6 +355,7 @@ type downstream struct {
 	w     io.Writer
 	n     *atomic.Int64
 	timer *time.Timer
+	after time.Duration
 }
 
 func (p *Proxy) watchSlowClient(client io.Writer, s *Stream, n *atomic.Int64) *downstream {
@@ -354,11 +368,11 @@ func (p *Proxy) watchSlowClient(client io.Writer, s *Stream, n *atomic.Int64) *d
 		})
 	})
 	t.Stop()
-	return &downstream{w: client, n: n, timer: t}
+	return &downstream{w: client, n: n, timer: t, after: p.opts.SlowClient}
 }
 
 func (d *downstream) Write(p []byte) (int, error) {
-	d.timer.Reset(slowClientAfter)
+	d.timer.Reset(d.after)
 	m, err := d.w.Write(p)
 	d.timer.Stop()
 	d.n.Add(int64(m))

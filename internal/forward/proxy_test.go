@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,5 +277,86 @@ func TestProxySlowReaderDoesNotHoldUpOthers(t *testing.T) {
 	body := len(head) - (bytes.Index(head, []byte("\r\n\r\n")) + 4)
 	if n, err := io.CopyN(io.Discard, slow, size-int64(body)); err != nil {
 		t.Fatalf("the stalled download read %d more bytes, then %v", n, err)
+	}
+}
+
+// A client that reads a download steadily but slower than the pod sends it
+// never blocks long enough to count as slow, yet the tunnel's backlog grows
+// and the answer to a new stream waits behind it. The next connection to
+// the pod must not wait for that (nor be cut after the stream timeout, which
+// would also cut the download): it goes on a tunnel of its own.
+func TestProxyThrottledDownloadDoesNotHoldUpOthers(t *testing.T) {
+	c := clustertest.Shared(t)
+	pods := app(t, c, "throttled", "web", 1)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the congestion of the tunnel is under test here: a client slow
+	// enough to block a write for long is caught earlier, by SlowClient
+	// (see above), and a request coming in before it is caught is in the
+	// case below.
+	f := startProxy(t, d, forward.ProxyOptions{SlowClient: time.Hour})
+	f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "throttled", Name: pods[0]}, Port: 8080}})
+
+	dl, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if _, err := fmt.Fprintf(dl, "GET /bytes?n=%d HTTP/1.1\r\nHost: dl\r\nConnection: close\r\n\r\n", 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	// 16 KiB every 50 ms (320 KiB/s): a write to this client blocks for
+	// about 50 ms at a time, far below what counts as a slow client.
+	var got atomic.Int64
+	readErr := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		buf := make([]byte, 16<<10)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				readErr <- nil
+				return
+			case <-tick.C:
+			}
+			_ = dl.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, err := io.ReadFull(dl, buf)
+			got.Add(int64(n))
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	defer close(stop)
+	time.Sleep(3 * time.Second) // let the backlog build
+
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := range 3 {
+		start := time.Now()
+		resp, err := client.Get("http://" + f.addr + "/")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil {
+			t.Fatalf("request %d beside a throttled download failed after %s: %v", i+1, time.Since(start).Round(time.Millisecond), err)
+		}
+		t.Logf("request %d took %s", i+1, time.Since(start).Round(time.Millisecond))
+	}
+
+	// The download was not cut: it still moves.
+	before := got.Load()
+	select {
+	case err := <-readErr:
+		t.Fatalf("the throttled download ended after %d bytes: %v", before, err)
+	case <-time.After(time.Second):
+	}
+	if after := got.Load(); after <= before {
+		t.Fatalf("the throttled download stopped moving at %d bytes", after)
 	}
 }

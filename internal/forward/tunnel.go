@@ -19,6 +19,19 @@ import (
 // ErrTunnelClosed is returned for work on a tunnel that has been closed.
 var ErrTunnelClosed = errors.New("tunnel closed")
 
+// ErrTunnelCongested is returned by Open when the tunnel is alive but the
+// answer to a new stream is stuck behind other streams' data: SPDY has no
+// per-stream flow control, and a client reading a download slower than the
+// pod sends it backs up the whole connection. The tunnel is left to the
+// streams it carries; the caller should open the stream on another one.
+var ErrTunnelCongested = errors.New("tunnel congested")
+
+// congestedAfter is how long a new stream may wait for its answer while
+// the tunnel's other streams move data before the tunnel counts as
+// congested. Without data moving, an unanswered stream waits for the
+// caller's deadline and then the tunnel counts as dead.
+const congestedAfter = time.Second
+
 // Tunnel is one port-forward connection to one pod. Any number of streams
 // (one per forwarded TCP connection) share it; each is independent of the
 // others: a stream that fails leaves its siblings alone.
@@ -106,7 +119,9 @@ func (t *Tunnel) markClosed() {
 
 // Open starts a stream to port of the pod. Creating a stream waits for the
 // other side to accept it; if that does not happen before ctx ends, the
-// tunnel is presumed dead and closed, so the caller can redial.
+// tunnel is presumed dead and closed, so the caller can redial. If it does
+// not happen within congestedAfter while other streams are moving data,
+// Open returns ErrTunnelCongested at once and the tunnel stays open.
 func (t *Tunnel) Open(ctx context.Context, port int32) (*Stream, error) {
 	t.mu.Lock()
 	if t.closed {
@@ -157,17 +172,35 @@ func (t *Tunnel) createStream(ctx context.Context, h http.Header) (streamhttp.St
 		s, err := t.conn.CreateStream(h)
 		done <- result{s, err}
 	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("stream to pod %s port %s: %w", t.pod, h.Get(corev1.PortHeader), r.err)
+	check := time.NewTicker(congestedAfter)
+	defer check.Stop()
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				return nil, fmt.Errorf("stream to pod %s port %s: %w", t.pod, h.Get(corev1.PortHeader), r.err)
+			}
+			return r.s, nil
+		case <-check.C:
+			if t.Quiet() >= congestedAfter {
+				continue // nothing moves at all: maybe dead, wait for ctx
+			}
+			// The answer may still come, once the backlog ahead of it is
+			// read; the stream it opens is then thrown away. The goroutine
+			// ends then, or when the tunnel closes.
+			go func() {
+				if r := <-done; r.err == nil {
+					r.s.Reset()
+					t.conn.RemoveStreams(r.s)
+				}
+			}()
+			return nil, fmt.Errorf("stream to pod %s port %s: no answer within %s while other streams move data: %w", t.pod, h.Get(corev1.PortHeader), congestedAfter, ErrTunnelCongested)
+		case <-ctx.Done():
+			// An unanswered stream on a silent connection means a dead
+			// one: close it, which also ends the CreateStream above.
+			t.Close()
+			return nil, fmt.Errorf("stream to pod %s port %s: no answer (%w); tunnel closed", t.pod, h.Get(corev1.PortHeader), ctx.Err())
 		}
-		return r.s, nil
-	case <-ctx.Done():
-		// An unanswered stream means a dead connection: close it, which also
-		// ends the CreateStream above.
-		t.Close()
-		return nil, fmt.Errorf("stream to pod %s port %s: no answer (%w); tunnel closed", t.pod, h.Get(corev1.PortHeader), ctx.Err())
 	}
 }
 
