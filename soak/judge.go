@@ -145,11 +145,18 @@ type Sample struct {
 	RSSKiB     int       `json:"rss_kib"`
 	FDs        int       `json:"fds"`
 	Goroutines int       `json:"goroutines"` // -1: could not be read
-	AtRest     bool      `json:"at_rest"`    // no fault running, none for 30 s
+	// HeapKiB is the Go heap in use (go_memstats_heap_inuse_bytes) and
+	// Tunnels the tunnels open: what RSS is made of, to tell a leak from
+	// memory the runtime keeps or tunnels that traffic opened. -1: could
+	// not be read (0 in results from before they were sampled).
+	HeapKiB int  `json:"heap_inuse_kib"`
+	Tunnels int  `json:"tunnels"`
+	AtRest  bool `json:"at_rest"` // no fault running, none for 30 s
 }
 
 // Growth compares a resource at rest after the first five minutes with
-// the rest of the run: Baseline is the median of the at-rest samples in
+// the rest of the run (goroutines, files and RSS are judged; the Go heap and
+// the tunnels open are there to explain RSS): Baseline is the median of the at-rest samples in
 // the sixth minute, Later the median of every later one (a leak moves it;
 // one busy moment does not), Max the highest later one, for the record.
 type Growth struct {
@@ -158,6 +165,16 @@ type Growth struct {
 	Later    float64 `json:"later"`
 	Max      float64 `json:"max"`
 	Samples  int     `json:"samples"`
+}
+
+// judged says whether the soak's goal of no growth applies: to goroutines,
+// open files and RSS (the issue's goal), not to what explains RSS.
+func (g Growth) judged() bool {
+	switch g.Resource {
+	case "goroutines", "open file descriptors", "RSS MiB":
+		return true
+	}
+	return false
 }
 
 // Ratio is Later over Baseline (0 when there is no baseline).
@@ -196,6 +213,8 @@ func growth(samples []Sample, started time.Time) []Growth {
 		{"goroutines", func(s Sample) float64 { return float64(s.Goroutines) }},
 		{"open file descriptors", func(s Sample) float64 { return float64(s.FDs) }},
 		{"RSS MiB", func(s Sample) float64 { return float64(s.RSSKiB) / 1024 }},
+		{"Go heap in use MiB", func(s Sample) float64 { return float64(s.HeapKiB) / 1024 }},
+		{"tunnels open", func(s Sample) float64 { return float64(s.Tunnels) }},
 	}
 	var out []Growth
 	for _, r := range read {
@@ -205,6 +224,9 @@ func growth(samples []Sample, started time.Time) []Growth {
 		}
 		for _, s := range later {
 			ls = append(ls, r.get(s))
+		}
+		if slices.Max(bs) <= 0 && slices.Max(ls) <= 0 {
+			continue // not sampled (results from before it was)
 		}
 		out = append(out, Growth{Resource: r.name, Baseline: median(bs), Later: median(ls), Max: slices.Max(ls), Samples: len(later)})
 	}

@@ -105,6 +105,18 @@ func TestGrowth(t *testing.T) {
 	if growth(samples[:6], t0) != nil {
 		t.Error("no sample after minute 6 must give no figure")
 	}
+
+	// With the heap and tunnels sampled, they are reported, not judged.
+	for i := range samples {
+		samples[i].HeapKiB, samples[i].Tunnels = 30<<10, 4+i%2
+	}
+	g = growth(samples, t0)
+	if len(g) != 5 || g[3].Resource != "Go heap in use MiB" || g[3].Later != 30 || g[4].Resource != "tunnels open" {
+		t.Fatalf("growth with heap and tunnels = %+v", g)
+	}
+	if !g[2].judged() || g[3].judged() || g[4].judged() {
+		t.Error("RSS is judged; the heap and tunnels only explain it")
+	}
 }
 
 func TestScheduleDealsEveryKindAndHoldsKills(t *testing.T) {

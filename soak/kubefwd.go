@@ -179,21 +179,31 @@ func (k *kubefwd) refresh(ctx context.Context) error {
 	return nil
 }
 
-// sample reads the process's resident memory, open files and goroutines.
+// sample reads the process's resident memory, open files, and from its
+// metrics its goroutines, Go heap and open tunnels.
 func (k *kubefwd) sample(ctx context.Context) Sample {
 	cmd, _, started := k.proc()
 	pid := cmd.Process.Pid
-	s := Sample{At: time.Now(), Pid: pid, Uptime: time.Since(started).Seconds(), Goroutines: -1}
+	s := Sample{At: time.Now(), Pid: pid, Uptime: time.Since(started).Seconds(), Goroutines: -1, HeapKiB: -1, Tunnels: -1}
 	s.RSSKiB, _ = procstat.MemKiB(pid, "VmRSS")
 	s.FDs, _ = procstat.OpenFDs(pid)
-	if n, err := goroutines(ctx); err == nil {
-		s.Goroutines = n
+	if m, err := gauges(ctx); err == nil {
+		if v, ok := m["go_goroutines"]; ok {
+			s.Goroutines = int(v)
+		}
+		if v, ok := m["go_memstats_heap_inuse_bytes"]; ok {
+			s.HeapKiB = int(v / 1024)
+		}
+		if v, ok := m["kubefwd_tunnels_open"]; ok {
+			s.Tunnels = int(v)
+		}
 	}
 	return s
 }
 
-// goroutines reads go_goroutines from the instance's metrics.
-func goroutines(ctx context.Context) (int, error) {
+// gauges reads the instance's metrics: each gauge's value, summed over
+// its labels (kubefwd_tunnels_open has one series per context).
+func gauges(ctx context.Context) (map[string]float64, error) {
 	socket := filepath.Join(control.Dir(os.Getuid()), instance+".sock")
 	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -202,18 +212,26 @@ func goroutines(ctx context.Context) (int, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://kubefwd/v1/metrics", nil)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for _, m := range families["go_goroutines"].GetMetric() {
-		return int(m.GetGauge().GetValue()), nil
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			if g := m.GetGauge(); g != nil {
+				out[name] += g.GetValue()
+			}
+		}
 	}
-	return 0, fmt.Errorf("no go_goroutines in the metrics")
+	if _, ok := out["go_goroutines"]; !ok {
+		return nil, fmt.Errorf("no go_goroutines in the metrics")
+	}
+	return out, nil
 }
 
 // hostsIndex maps each name in a hosts file to its address (the first

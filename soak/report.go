@@ -115,8 +115,12 @@ func (r *Results) rows() []row {
 	rows = append(rows, row{"hosts file outside kubefwd's block, byte for byte the user's and the other program's", map[bool]string{true: "identical", false: "differs"}[r.HostsUserBytesIntact && len(r.HostsFindings) == 0], "identical", yes(r.HostsUserBytesIntact && len(r.HostsFindings) == 0)})
 	rows = append(rows, row{"seconds from SIGINT to kubefwd's exit at the end", fmt.Sprintf("%.2f", r.StopSeconds), "clean exit", yes(r.StopError == "")})
 	for _, g := range r.Growth {
+		goal, ok := "≤ 1.10×", yes(g.Ratio() <= 1.10)
+		if !g.judged() {
+			goal, ok = "", nil
+		}
 		rows = append(rows, row{fmt.Sprintf("%s at rest: median after minute 6 / median in minute 6 (%.0f → %.0f; highest %.0f; %d samples)", g.Resource, g.Baseline, g.Later, g.Max, g.Samples),
-			fmt.Sprintf("%.2f×", g.Ratio()), "≤ 1.10×", yes(g.Ratio() <= 1.10)})
+			fmt.Sprintf("%.2f×", g.Ratio()), goal, ok})
 	}
 	if len(r.Growth) == 0 {
 		rows = append(rows, row{"goroutines, open files and RSS after minute 5", "no samples at rest after minute 5", "≤ 1.10×", yes(r.Mode == "quick")})
