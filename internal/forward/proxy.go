@@ -195,8 +195,8 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 }
 
 // open starts a stream to ep, on a new tunnel once if the pooled one turns
-// out to be closed, or congested by a client that reads slower than its pod
-// sends (the congested tunnel is left to the streams it carries).
+// out to be closed or slow to answer (congested by a client that reads
+// slower than its pod sends, or dead; it is left to the streams it carries).
 func (p *Proxy) open(ctx context.Context, ep Endpoint) (*Stream, error) {
 	var err error
 	for range 2 {
@@ -212,9 +212,9 @@ func (p *Proxy) open(ctx context.Context, ep Endpoint) (*Stream, error) {
 		switch {
 		case errors.Is(err, ErrTunnelClosed):
 			continue
-		case errors.Is(err, ErrTunnelCongested):
+		case errors.Is(err, ErrTunnelSlow):
 			if p.pool.Detach(t) {
-				p.log.Debug("a tunnel is congested by a slow client: it is left to its streams, new ones get their own", "pod", ep.Pod.String())
+				p.log.Debug("a tunnel is slow to open streams: it is left to its streams, new ones get their own", "pod", ep.Pod.String(), "err", err)
 			}
 			continue
 		}

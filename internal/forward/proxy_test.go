@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kubefwd/kubefwd/internal/forward"
+	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
 
@@ -359,4 +360,61 @@ func TestProxyThrottledDownloadDoesNotHoldUpOthers(t *testing.T) {
 	if after := got.Load(); after <= before {
 		t.Fatalf("the throttled download stopped moving at %d bytes", after)
 	}
+}
+
+// When the kubelet restarts, the tunnels through it may stay open on our
+// side with nobody behind them. The next connection must not wait out the
+// stream timeout on such a tunnel: a silent tunnel that does not answer a
+// new stream within a few seconds is left behind for a new one.
+func TestProxyDeadTunnelAfterKubeletRestart(t *testing.T) {
+	c := clustertest.New(t)
+	pods := app(t, c, "deadtunnel", "web", 1)
+	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, d, forward.ProxyOptions{})
+	f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "deadtunnel", Name: pods[0]}, Port: 8080}})
+	if _, err := fresh(t, f.addr, "GET", "/", nil); err != nil {
+		t.Fatal(err) // the tunnel is open
+	}
+
+	ctx := t.Context()
+	if err := c.StopComponent(ctx, cluster.KwokController); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartComponent(ctx, cluster.KwokController); err != nil {
+		t.Fatal(err)
+	}
+	// A new kwok serves port-forward once it holds its node again.
+	if err := cluster.Poll(ctx, time.Minute, func(context.Context) (bool, error) {
+		tun, err := d.Dial(ctx, forward.Pod{Namespace: "deadtunnel", Name: pods[0]})
+		if err != nil {
+			return false, nil
+		}
+		defer tun.Close()
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		s, err := tun.Open(sctx, 8080)
+		if err != nil {
+			return false, nil
+		}
+		s.Close()
+		return true, nil
+	}); err != nil {
+		t.Fatalf("the restarted kwok does not serve port-forward: %v", err)
+	}
+
+	// Within the stream timeout (10 s): not waiting it out on the old tunnel.
+	client := &http.Client{Timeout: 8 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	start := time.Now()
+	resp, err := client.Get("http://" + f.addr + "/")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err != nil {
+		t.Fatalf("the first request after a kubelet restart failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	t.Logf("the first request after a kubelet restart took %s", time.Since(start).Round(time.Millisecond))
 }

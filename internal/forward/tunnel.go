@@ -19,18 +19,26 @@ import (
 // ErrTunnelClosed is returned for work on a tunnel that has been closed.
 var ErrTunnelClosed = errors.New("tunnel closed")
 
-// ErrTunnelCongested is returned by Open when the tunnel is alive but the
-// answer to a new stream is stuck behind other streams' data: SPDY has no
-// per-stream flow control, and a client reading a download slower than the
-// pod sends it backs up the whole connection. The tunnel is left to the
-// streams it carries; the caller should open the stream on another one.
-var ErrTunnelCongested = errors.New("tunnel congested")
+// ErrTunnelSlow is returned by Open when the other side did not answer a
+// new stream in time; the tunnel is left to the streams it carries and the
+// caller should open the stream on another one. Two causes, both seen under
+// everyday faults: a congested tunnel, whose answer waits behind other
+// streams' data (SPDY has no per-stream flow control, and a client reading
+// a download slower than the pod sends backs up the whole connection), and
+// a dead one whose far end is gone while its connection still looks open
+// (the kubelet restarted). The first is answered late and lives on for its
+// streams; the second is closed once the caller's deadline passes with
+// nothing moved on it.
+var ErrTunnelSlow = errors.New("tunnel slow to answer")
 
-// congestedAfter is how long a new stream may wait for its answer while
-// the tunnel's other streams move data before the tunnel counts as
-// congested. Without data moving, an unanswered stream waits for the
-// caller's deadline and then the tunnel counts as dead.
-const congestedAfter = time.Second
+// How long a new stream waits for its answer before the tunnel counts as
+// slow: not long while other streams move data (the tunnel is alive, the
+// answer is stuck behind them); longer on a silent tunnel, where it is the
+// round trip to the kubelet itself that is late.
+const (
+	congestedAfter = time.Second
+	silentAfter    = 3 * time.Second
+)
 
 // Tunnel is one port-forward connection to one pod. Any number of streams
 // (one per forwarded TCP connection) share it; each is independent of the
@@ -118,10 +126,11 @@ func (t *Tunnel) markClosed() {
 }
 
 // Open starts a stream to port of the pod. Creating a stream waits for the
-// other side to accept it; if that does not happen before ctx ends, the
-// tunnel is presumed dead and closed, so the caller can redial. If it does
-// not happen within congestedAfter while other streams are moving data,
-// Open returns ErrTunnelCongested at once and the tunnel stays open.
+// other side to accept it. Without an answer within congestedAfter while
+// other streams move data, or within silentAfter otherwise, Open returns
+// ErrTunnelSlow and the tunnel stays open for its streams; if ctx ends
+// first, a deadline means a dead tunnel: it is closed, so the caller can
+// redial.
 func (t *Tunnel) Open(ctx context.Context, port int32) (*Stream, error) {
 	t.mu.Lock()
 	if t.closed {
@@ -163,15 +172,12 @@ func (t *Tunnel) openStreams(ctx context.Context, port int32) (*Stream, error) {
 }
 
 func (t *Tunnel) createStream(ctx context.Context, h http.Header) (streamhttp.Stream, error) {
-	type result struct {
-		s   streamhttp.Stream
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan createResult, 1)
 	go func() {
 		s, err := t.conn.CreateStream(h)
-		done <- result{s, err}
+		done <- createResult{s, err}
 	}()
+	asked := time.Now()
 	check := time.NewTicker(congestedAfter)
 	defer check.Stop()
 	for {
@@ -182,25 +188,65 @@ func (t *Tunnel) createStream(ctx context.Context, h http.Header) (streamhttp.St
 			}
 			return r.s, nil
 		case <-check.C:
-			if t.Quiet() >= congestedAfter {
-				continue // nothing moves at all: maybe dead, wait for ctx
+			waited := time.Since(asked)
+			moving := t.movedSince(asked)
+			if !moving && waited < silentAfter {
+				continue
 			}
-			// The answer may still come, once the backlog ahead of it is
-			// read; the stream it opens is then thrown away. The goroutine
-			// ends then, or when the tunnel closes.
-			go func() {
-				if r := <-done; r.err == nil {
-					r.s.Reset()
-					t.conn.RemoveStreams(r.s)
-				}
-			}()
-			return nil, fmt.Errorf("stream to pod %s port %s: no answer within %s while other streams move data: %w", t.pod, h.Get(corev1.PortHeader), congestedAfter, ErrTunnelCongested)
+			t.abandon(ctx, asked, done)
+			why := "nothing moving on the tunnel"
+			if moving {
+				why = "other streams moving data"
+			}
+			return nil, fmt.Errorf("stream to pod %s port %s: no answer within %s, %s: %w", t.pod, h.Get(corev1.PortHeader), waited.Round(100*time.Millisecond), why, ErrTunnelSlow)
 		case <-ctx.Done():
-			// An unanswered stream on a silent connection means a dead
-			// one: close it, which also ends the CreateStream above.
-			t.Close()
-			return nil, fmt.Errorf("stream to pod %s port %s: no answer (%w); tunnel closed", t.pod, h.Get(corev1.PortHeader), ctx.Err())
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// An unanswered stream until the deadline means a dead
+				// connection: close it, which also ends CreateStream.
+				t.Close()
+				return nil, fmt.Errorf("stream to pod %s port %s: no answer (%w); tunnel closed", t.pod, h.Get(corev1.PortHeader), ctx.Err())
+			}
+			t.abandon(ctx, asked, done) // the caller went away; the tunnel is not to blame
+			return nil, ctx.Err()
 		}
+	}
+}
+
+// abandon gives up waiting for a stream asked for at asked, and takes care
+// of its answer in the background: a stream that comes after all is reset
+// at once. If none has come by ctx's deadline and nothing moved on the
+// tunnel since asked, the tunnel is dead and closed. It ends when
+// CreateStream does (it has its own limit, 30 s) or the tunnel closes.
+func (t *Tunnel) abandon(ctx context.Context, asked time.Time, done <-chan createResult) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = asked.Add(silentAfter)
+	}
+	go func() {
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		select {
+		case r := <-done:
+			r.discard(t)
+			return
+		case <-timer.C:
+		}
+		if !t.movedSince(asked) {
+			t.Close()
+		}
+		(<-done).discard(t)
+	}()
+}
+
+type createResult struct {
+	s   streamhttp.Stream
+	err error
+}
+
+func (r createResult) discard(t *Tunnel) {
+	if r.err == nil {
+		r.s.Reset()
+		t.conn.RemoveStreams(r.s)
 	}
 }
 
@@ -218,6 +264,9 @@ func (t *Tunnel) release() {
 func (t *Tunnel) Quiet() time.Duration {
 	return time.Since(time.Unix(0, t.moved.Load()))
 }
+
+// movedSince reports whether a stream moved data after when.
+func (t *Tunnel) movedSince(when time.Time) bool { return t.moved.Load() > when.UnixNano() }
 
 // touch notes that a stream moved data. One clock read and atomic store per
 // read or write, which carry up to a buffer's worth each.
