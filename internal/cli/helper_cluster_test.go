@@ -252,6 +252,44 @@ func TestHelperAsNobody(t *testing.T) {
 	within(t, "the block gone after kill -9", time.Since(killed), time.Second)
 }
 
+// Another program writing the hosts file in place (as VPN clients do)
+// drops the block; the instance notices and has the helper put it back,
+// with the other program's lines kept.
+func TestHelperHostsBlockRestoredAfterInPlaceRewrite(t *testing.T) {
+	c := clustertest.Seeded(t, "demo")
+	s := startHelperSetup(t, c)
+	_, svcLog := s.startSvc(t, "rewrite")
+	clustertest.WaitAnswers(t, s.hosts, "web", "demo", svcLog, s.helperLog)
+	// Every entry written (pods still turning ready add names): a block
+	// written again by a change of entries would not prove the watch.
+	var last string
+	steady := time.Now()
+	err := cluster.Poll(t.Context(), 30*time.Second, func(context.Context) (bool, error) {
+		data, _ := os.ReadFile(s.hosts)
+		if string(data) != last {
+			last, steady = string(data), time.Now()
+		}
+		return time.Since(steady) >= 3*time.Second, nil
+	})
+	if err != nil {
+		t.Fatalf("the hosts file never settled: %v", err)
+	}
+
+	user := s.original + "10.9.9.2 vpn-two\n"
+	if err := os.WriteFile(s.hosts, []byte(user), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
+		data, _ := os.ReadFile(s.hosts)
+		return strings.HasPrefix(string(data), user) && strings.Contains(string(data), " web "), nil
+	})
+	if err != nil {
+		data, _ := os.ReadFile(s.hosts)
+		t.Fatalf("the block did not come back after a write in place:\n%s\nsvc:\n%s\nhelper:\n%s", data, svcLog, s.helperLog)
+	}
+	clustertest.WaitAnswers(t, s.hosts, "web", "demo", svcLog)
+}
+
 // A user the helper does not allow is told so, by status and by svc; one
 // it allows is told it is.
 func TestHelperRefusesOthers(t *testing.T) {

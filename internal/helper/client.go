@@ -172,6 +172,17 @@ func (c *Client) Apply(entries []hosts.Entry) ([]hosts.Skipped, error) {
 	return local.report(), err
 }
 
+// Watch follows the hosts file the helper writes, read with this process's
+// own rights (hosts files and their directories are readable by all), so
+// that the engine sends its entries again when another program rewrote the
+// file without this instance's block: a helper restores blocks only when a
+// client asks (it restarts when the file is replaced by a rename, not when
+// it is written in place). Entries the block still holds change nothing.
+func (c *Client) Watch(ctx context.Context, changed func()) error {
+	f := &hosts.File{Path: c.HostsPath()}
+	return f.Watch(ctx, func(do func() error) error { return do() }, changed)
+}
+
 // Remove empties the block.
 func (c *Client) Remove() error {
 	_, err := c.Apply(nil)
