@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -262,6 +263,16 @@ func soakRun(ctx context.Context, o options, logw io.Writer) (*Results, error) {
 		}
 		counts[kind]++
 		s.cause(ctx, kind)
+		if gone := c.Exited(); len(gone) > 0 {
+			// Not a fault of the schedule: the cluster broke under the run,
+			// and what follows would be blamed on kubefwd.
+			stopClients()
+			clients.Wait()
+			s.kf.stop(20 * time.Second)
+			keepLogs(c, s.kf.logPath, filepath.Join(o.results, res.Started.UTC().Format("20060102-150405")+"-void"))
+			return nil, fmt.Errorf("the devcluster's %s exited on its own during the run (found after %q at %s): the run is void; the components' logs are kept in %s",
+				strings.Join(gone, ", "), kind, time.Now().Format("15:04:05"), o.results)
+		}
 		pause := s.between(3*time.Second, 8*time.Second)
 		if o.quick {
 			pause = 2 * time.Second
@@ -310,19 +321,27 @@ func soakRun(ctx context.Context, o options, logw io.Writer) (*Results, error) {
 	res.LogLines = s.kf.logLines()
 	res.finish()
 	// The logs stay beside the results (not in git), for a failure's story.
-	stamp := filepath.Join(o.results, res.Started.UTC().Format("20060102-150405")+"-"+res.Mode)
-	if err := os.MkdirAll(o.results, 0o755); err == nil {
-		for name, from := range map[string]string{
-			"kubefwd":         s.kf.logPath,
-			"kwok-controller": filepath.Join(c.ClusterDir(), "logs", cluster.KwokController+".log"),
-			"kube-apiserver":  filepath.Join(c.ClusterDir(), "logs", cluster.APIServer+".log"),
-		} {
-			if data, err := os.ReadFile(from); err == nil {
-				os.WriteFile(stamp+"-"+name+".log", data, 0o644)
-			}
+	keepLogs(c, s.kf.logPath, filepath.Join(o.results, res.Started.UTC().Format("20060102-150405")+"-"+res.Mode))
+	return res, nil
+}
+
+// keepLogs copies kubefwd's log and every cluster component's beside the
+// results, as stamp-NAME.log (not in git), for a failure's story.
+func keepLogs(c *cluster.Cluster, kubefwdLog, stamp string) {
+	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err != nil {
+		return
+	}
+	from := map[string]string{"kubefwd": kubefwdLog}
+	for _, comp := range cluster.Components() {
+		if comp != "etcd" {
+			from[comp] = c.LogFile(comp)
 		}
 	}
-	return res, nil
+	for name, path := range from {
+		if data, err := os.ReadFile(path); err == nil {
+			os.WriteFile(stamp+"-"+name+".log", data, 0o644)
+		}
+	}
 }
 
 // rerender judges a results file again and writes its report.

@@ -301,8 +301,14 @@ func TestAPIServerStopStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if gone := c.Exited(); len(gone) > 0 {
+		t.Fatalf("components not running on a fresh cluster: %v", gone)
+	}
 	if err := c.StopAPIServer(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if gone := c.Exited(); !slices.Equal(gone, []string{cluster.APIServer}) {
+		t.Errorf("with the apiserver stopped, Exited() = %v", gone)
 	}
 	short, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err = c.Clientset.CoreV1().Namespaces().Get(short, "faults", metav1.GetOptions{})
@@ -320,6 +326,9 @@ func TestAPIServerStopStart(t *testing.T) {
 	}
 	if _, err := c.Clientset.CoreV1().Namespaces().Get(ctx, "faults", metav1.GetOptions{}); err != nil {
 		t.Fatalf("API after restart: %v", err)
+	}
+	if gone := c.Exited(); len(gone) > 0 {
+		t.Errorf("after the apiserver's restart, Exited() = %v", gone)
 	}
 	if err := c.WaitServing(ctx, "faults", pods[0]); err != nil {
 		t.Fatalf("pod not reachable through the restarted apiserver: %v", err)

@@ -32,6 +32,30 @@ type componentProcess struct {
 	done chan struct{}
 }
 
+// Components lists every process of a cluster, as kwokctl names them.
+func Components() []string {
+	return []string{"etcd", APIServer, "kube-controller-manager", "kube-scheduler", KwokController}
+}
+
+// Exited lists the components whose process is not running: crashed, or
+// stopped with StopComponent and not started again. A long run (the soak)
+// checks it between faults, so that a cluster that broke under it is not
+// taken for a failure of what it measures.
+func (c *Cluster) Exited() []string {
+	var out []string
+	for _, comp := range Components() {
+		if pid, err := readPid(c.pidFile(comp)); err != nil || !processAlive(pid) {
+			out = append(out, comp)
+		}
+	}
+	return out
+}
+
+// LogFile is the path of a component's log.
+func (c *Cluster) LogFile(component string) string {
+	return filepath.Join(c.ClusterDir(), "logs", component+".log")
+}
+
 func (c *Cluster) pidFile(component string) string {
 	return filepath.Join(c.ClusterDir(), "pids", component+".pid")
 }
