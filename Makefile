@@ -7,8 +7,13 @@ TEST_TIMEOUT ?= 45m
 # Linters at pinned versions, run with go run (nothing to install).
 STATICCHECK_VERSION ?= v0.8.2
 GOVULNCHECK_VERSION ?= v1.9.0
+GORELEASER_VERSION ?= v2.15.1
+# make dist: the version stamped (default: git describe) and the platforms
+# built (default: every released one), e.g. TARGETS="linux/amd64 darwin/arm64".
+VERSION ?= $(shell git describe --tags --always --dirty)
+TARGETS ?=
 
-.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick soak soak-quick clean lint staticcheck govulncheck check-tracked hostile
+.PHONY: all build test vet fmt-check cross devcluster-binaries demo bench bench-quick soak soak-quick clean lint staticcheck govulncheck check-tracked hostile dist dist-check release
 
 all: build
 
@@ -60,8 +65,11 @@ lint: check-tracked staticcheck govulncheck
 hostile: devcluster-binaries
 	GO=$(GO) bash hack/hostile.sh
 
+# Also the release tool (a module of its own, so ./... does not reach it).
+# govulncheck covers kubefwd only: the release tool ships nothing.
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	$(GO) -C release run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # vuln.go.dev where it answers, else the database built from the
 # golang.org/x/vulndb module on the module proxy (see the script).
@@ -72,7 +80,7 @@ check-tracked:
 	@bash hack/check-tracked.sh
 
 fmt-check:
-	@out="$$(gofmt -l cmd internal test)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@out="$$(gofmt -l cmd internal test release)"; if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 devcluster-binaries:
 	$(GO) run ./test/devcluster build
@@ -82,5 +90,22 @@ devcluster-binaries:
 demo:
 	@bash hack/demo.sh
 
+# Release artifacts into dist/: reproducible binaries, archives, Linux
+# packages, SBOMs, the krew/Homebrew/Scoop manifests and SHA256SUMS. The
+# release tool is a module of its own (release/go.mod).
+dist:
+	$(GO) -C release run . --go "$(GO)" --targets "$(TARGETS)" --version "$(VERSION)"
+
+# make dist for this platform and one more, checked: checksums, a second
+# build's bytes, the .deb installed and removed (as root), completions, man
+# pages, goreleaser check.
+dist-check:
+	GO="$(GO)" GORELEASER_VERSION=$(GORELEASER_VERSION) bash hack/dist-check.sh
+
+# A tagged release (HEAD must be the tag): GoReleaser builds and publishes
+# what make dist builds. Needs GITHUB_TOKEN.
+release:
+	$(GO) run github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION) release --clean
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -19,9 +19,23 @@ func TestVersion(t *testing.T) {
 	if code != ExitOK || !strings.HasPrefix(out, "kubefwd ") || errs != "" {
 		t.Fatalf("version: code %d, stdout %q, stderr %q", code, out, errs)
 	}
+	for _, field := range []string{"commit:", "date:", "go:", "os/arch:"} {
+		if !strings.Contains(out, "\n  "+field) {
+			t.Errorf("version lacks %q: %q", field, out)
+		}
+	}
 	code, out, _ = run("version", "--short")
 	if code != ExitOK || strings.TrimSpace(out) != Version() {
 		t.Fatalf("version --short: code %d, stdout %q", code, out)
+	}
+}
+
+func TestBuildInfoWrite(t *testing.T) {
+	var b strings.Builder
+	BuildInfo{Version: "v1.2.3", Commit: "abc123", Date: "2026-01-02T03:04:05Z", Go: "go1.26.7", Platform: "linux/arm"}.write(&b)
+	want := "kubefwd v1.2.3\n  commit:   abc123\n  date:     2026-01-02T03:04:05Z\n  go:       go1.26.7\n  os/arch:  linux/arm\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
 

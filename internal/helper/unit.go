@@ -19,6 +19,26 @@ const (
 	LaunchdLogFile = "/var/log/kubefwd-helper.log"
 )
 
+// Where the Linux packages (.deb, .rpm, .apk from make dist) put things.
+// The package manager owns the binary and the unit, both root's; the
+// package cannot know who may use the helper, so the unit reads the
+// allowed users from an administrator's file, and nothing is enabled
+// until the administrator says so.
+const (
+	PackageBinary          = "/usr/bin/kubefwd"
+	PackageUnit            = "/usr/lib/systemd/system/kubefwd-helper.service"
+	PackageEnvironmentFile = "/etc/default/kubefwd-helper"
+	PackageAllowUsersVar   = "KUBEFWD_HELPER_ALLOW_USERS"
+)
+
+// PackageConfig is the helper as the Linux packages install it.
+func PackageConfig() InstallConfig {
+	return InstallConfig{
+		Binary: PackageBinary, Socket: "/run/kubefwd/helper.sock", HostsPath: "/etc/hosts",
+		EnvironmentFile: PackageEnvironmentFile, AllowUsersVar: PackageAllowUsersVar,
+	}
+}
+
 // InstallConfig is what the service definitions are rendered from.
 type InstallConfig struct {
 	Binary    string   // absolute path of the installed kubefwd
@@ -28,6 +48,14 @@ type InstallConfig struct {
 	// AllowDomains are the domains under which the policy's refusals are
 	// lifted (--allow-domain).
 	AllowDomains []string
+	// EnvironmentFile, if set, is a file systemd reads variables from
+	// before it starts the helper, if it exists (the packages' unit: an
+	// administrator's settings, which no package upgrade overwrites).
+	EnvironmentFile string
+	// AllowUsersVar, if set, names a variable (of EnvironmentFile) holding
+	// more allowed users, comma-separated: --allow-user=${VAR}. Empty or
+	// unset, it allows nobody, and the helper refuses to start.
+	AllowUsersVar string
 }
 
 // Args is the helper's command line.
@@ -57,15 +85,34 @@ func (c InstallConfig) Args() []string {
 func SystemdUnitFile(c InstallConfig) string {
 	var b strings.Builder
 	w := func(s string) { b.WriteString(s + "\n") }
-	w("# Installed by `kubefwd helper install`; removed by `kubefwd helper uninstall`.")
+	execStart := systemdQuote(c.Args())
+	if c.AllowUsersVar == "" {
+		w("# Installed by `kubefwd helper install`; removed by `kubefwd helper uninstall`.")
+	} else {
+		// ${VAR} (braces) is one word, whatever it holds; the helper
+		// splits it at commas.
+		execStart += " --allow-user=${" + c.AllowUsersVar + "}"
+		w("# Installed by the kubefwd package, which enables nothing. To use it, allow users in")
+		w("# " + c.EnvironmentFile + " (" + c.AllowUsersVar + "=alice,bob), then run")
+		w("# systemctl enable --now " + SystemdName)
+	}
 	w("[Unit]")
 	w("Description=kubefwd privileged helper (loopback listeners and hosts entries for kubefwd users)")
 	w("Documentation=https://github.com/kubefwd/kubefwd#the-privileged-helper")
 	w("")
 	w("[Service]")
 	w("Type=simple")
-	w("ExecStart=" + systemdQuote(c.Args()))
+	if c.EnvironmentFile != "" {
+		w("EnvironmentFile=-" + c.EnvironmentFile) // "-": a missing file is no error
+	}
+	w("ExecStart=" + execStart)
 	w("Restart=on-failure")
+	if c.AllowUsersVar != "" {
+		// An allow-list not set yet, or naming an unknown user, is a usage
+		// error (exit 2) that restarting cannot fix: fail once, with the
+		// reason in the journal.
+		w("RestartPreventExitStatus=2")
+	}
 	w("RestartSec=1")
 	w("MemoryMax=256M")
 	w("TasksMax=256")

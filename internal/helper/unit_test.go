@@ -39,6 +39,50 @@ func TestSystemdUnitFile(t *testing.T) {
 		}
 	}
 
+	verifyUnit(t, c)
+}
+
+// The packages' unit: the package manager's binary, the allowed users from
+// the administrator's file, and a missing or empty list not retried.
+func TestPackagedSystemdUnitFile(t *testing.T) {
+	c := PackageConfig()
+	unit := SystemdUnitFile(c)
+	for _, want := range []string{
+		"\nEnvironmentFile=-/etc/default/kubefwd-helper\n",
+		"\nExecStart=/usr/bin/kubefwd helper run --socket /run/kubefwd/helper.sock --hosts-path /etc/hosts --allow-user=${KUBEFWD_HELPER_ALLOW_USERS}\n",
+		"\nRestartPreventExitStatus=2\n",
+		"# systemctl enable --now kubefwd-helper.service\n",
+		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+		"ReadWritePaths=/etc/hosts\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+	// Everything else is the installed unit's, line for line.
+	installed := SystemdUnitFile(InstallConfig{Binary: c.Binary, Socket: c.Socket, HostsPath: c.HostsPath})
+	if got, want := sandbox(unit), sandbox(installed); got != want {
+		t.Errorf("the packaged unit's sandbox differs from the installed one's:\n%s\nwant\n%s", got, want)
+	}
+	verifyUnit(t, c)
+}
+
+// sandbox is a unit's [Service] section less its ExecStart, EnvironmentFile
+// and RestartPreventExitStatus lines.
+func sandbox(unit string) string {
+	_, service, _ := strings.Cut(unit, "[Service]")
+	var keep []string
+	for _, line := range strings.Split(service, "\n") {
+		if !strings.HasPrefix(line, "ExecStart=") && !strings.HasPrefix(line, "EnvironmentFile=") && !strings.HasPrefix(line, "RestartPreventExitStatus=") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// verifyUnit runs systemd-analyze verify on c's unit.
+func verifyUnit(t *testing.T, c InstallConfig) {
+	t.Helper()
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		needs.Skip(t, "systemd-analyze is not installed (Debian: apt-get install systemd)")
