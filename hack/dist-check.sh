@@ -93,6 +93,8 @@ grep -vE '  kubefwd\.(krew\.yaml|rb|scoop\.json)$' "$copy/dist/SHA256SUMS" >"$tm
 missing=$(grep -vxF -f dist/SHA256SUMS "$tmp/sums2" || true)
 [ -z "$missing" ] || fail "the second build differs from the first in: $missing"
 say "identical: $(awk '{print $2}' "$tmp/sums2" | tr '\n' ' ')"
+# The cold build's cache and tree are several GB: free them now, not at exit.
+rm -rf "$tmp/gocache" "$tmp/copy"
 
 say "archives"
 archive=dist/kubefwd_${fileversion}_${hostdir}.tar.gz
