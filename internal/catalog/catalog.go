@@ -11,11 +11,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubefwd/kubefwd/internal/api"
+	"github.com/kubefwd/kubefwd/internal/kubeapi"
 )
 
 const byServiceIndex = "kubefwd.service"
@@ -23,7 +22,7 @@ const byServiceIndex = "kubefwd.service"
 // Options selects what a Catalog watches.
 type Options struct {
 	Context string
-	Client  kubernetes.Interface
+	Client  *kubeapi.Client
 	// AllNamespaces watches the whole cluster; otherwise Namespaces are
 	// watched (none at all is allowed: namespaces can be set later).
 	AllNamespaces bool
@@ -53,11 +52,11 @@ type Catalog struct {
 // watch is the pair of informers of one namespace (or of all).
 type watch struct {
 	namespace string
-	factories []informers.SharedInformerFactory
 	services  cache.SharedIndexInformer
 	slices    cache.SharedIndexInformer
 	cancel    context.CancelFunc
-	settled   chan struct{} // closed at the first sync or the first error
+	running   sync.WaitGroup // the informers' goroutines
+	settled   chan struct{}  // closed at the first sync or the first error
 	settle    sync.Once
 
 	mu      sync.Mutex
@@ -101,17 +100,17 @@ func slim(obj any) (any, error) {
 
 func (c *Catalog) newWatch(ns string) (*watch, error) {
 	w := &watch{namespace: ns, settled: make(chan struct{})}
-	svcFactory := informers.NewSharedInformerFactoryWithOptions(c.opts.Client, 0,
-		informers.WithNamespace(ns),
-		informers.WithTransform(slim),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = c.opts.LabelSelector
-			o.FieldSelector = c.opts.FieldSelector
-		}))
-	sliceFactory := informers.NewSharedInformerFactoryWithOptions(c.opts.Client, 0, informers.WithNamespace(ns), informers.WithTransform(slim))
-	w.factories = []informers.SharedInformerFactory{svcFactory, sliceFactory}
-	w.services = svcFactory.Core().V1().Services().Informer()
-	w.slices = sliceFactory.Discovery().V1().EndpointSlices().Informer()
+	byNamespace := cache.SharedIndexInformerOptions{Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}}
+	w.services = cache.NewSharedIndexInformerWithOptions(c.opts.Client.Services(ns, func(o *metav1.ListOptions) {
+		o.LabelSelector = c.opts.LabelSelector
+		o.FieldSelector = c.opts.FieldSelector
+	}), &corev1.Service{}, byNamespace)
+	w.slices = cache.NewSharedIndexInformerWithOptions(c.opts.Client.EndpointSlices(ns), &discoveryv1.EndpointSlice{}, byNamespace)
+	for _, inf := range []cache.SharedIndexInformer{w.services, w.slices} {
+		if err := inf.SetTransform(slim); err != nil {
+			return nil, err
+		}
+	}
 	if err := w.slices.AddIndexers(cache.Indexers{byServiceIndex: sliceService}); err != nil {
 		return nil, err
 	}
@@ -151,9 +150,8 @@ func (c *Catalog) newWatch(ns string) (*watch, error) {
 func (c *Catalog) start(w *watch) {
 	wctx, cancel := context.WithCancel(c.ctx)
 	w.cancel = cancel
-	for _, f := range w.factories {
-		f.Start(wctx.Done())
-	}
+	w.running.Go(func() { w.services.RunWithContext(wctx) })
+	w.running.Go(func() { w.slices.RunWithContext(wctx) })
 	go func() { // ends at the sync or when w is stopped
 		if cache.WaitForCacheSync(wctx.Done(), w.services.HasSynced, w.slices.HasSynced) {
 			w.mu.Lock()
@@ -261,11 +259,7 @@ func (c *Catalog) SetNamespaces(namespaces []string) (added, removed []string, e
 			svc := obj.(*corev1.Service)
 			c.onChange(Key{c.opts.Context, svc.Namespace, svc.Name})
 		}
-		c.retired.Go(func() {
-			for _, f := range w.factories {
-				f.Shutdown()
-			}
-		})
+		c.retired.Go(w.running.Wait)
 	}
 	slices.Sort(added)
 	slices.Sort(removed)
@@ -310,11 +304,7 @@ func (c *Catalog) Shutdown(ctx context.Context) bool {
 		if w.cancel != nil {
 			w.cancel()
 		}
-		stopping.Go(func() {
-			for _, f := range w.factories {
-				f.Shutdown()
-			}
-		})
+		stopping.Go(w.running.Wait)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kubefwd/kubefwd/internal/catalog"
+	"github.com/kubefwd/kubefwd/internal/kubeapi"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
 
@@ -18,7 +19,11 @@ func TestShutdownWhileAPIServerAway(t *testing.T) {
 	c := clustertest.New(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	cat, err := catalog.New(catalog.Options{Context: c.Context, Client: c.Clientset, Namespaces: []string{"default"}}, func(catalog.Key) {})
+	client, err := kubeapi.New(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.New(catalog.Options{Context: c.Context, Client: client, Namespaces: []string{"default"}}, func(catalog.Key) {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubefwd/kubefwd/internal/api"
@@ -44,7 +43,7 @@ type svcOptions struct {
 	// interrupts is where a second signal's cleanup is set (nil: none).
 	interrupts *interrupts
 
-	kubeFlags     *genericclioptions.ConfigFlags
+	kubeFlags     kube.Flags
 	kubeconfig    string
 	contexts      []string
 	namespaces    []string
@@ -94,12 +93,7 @@ type helperSession interface {
 }
 
 func newSvcCommand(streams Streams, in *interrupts) *cobra.Command {
-	o := &svcOptions{streams: streams, interrupts: in, kubeFlags: genericclioptions.NewConfigFlags(false)}
-	// These three are ours: upstream kubefwd's short flags and repeatable
-	// -n/-x take precedence over kubectl's single-valued ones.
-	o.kubeFlags.KubeConfig = nil
-	o.kubeFlags.Context = nil
-	o.kubeFlags.Namespace = nil
+	o := &svcOptions{streams: streams, interrupts: in}
 	cmd := &cobra.Command{
 		Use:     "svc",
 		Aliases: []string{"services", "svcs"},
@@ -143,7 +137,8 @@ func newSvcCommand(streams Streams, in *interrupts) *cobra.Command {
 	f.StringVar(&o.profileDir, "profile-dir", "", "write CPU, allocation and heap profiles of this run into this directory")
 	_ = f.MarkHidden("profile-dir") // for make bench; not a user feature
 	// kubectl's client flags (--as, --request-timeout, --user, …) work as
-	// they do in kubectl.
+	// they do in kubectl; the kubeconfig, context and namespace flags above
+	// are upstream kubefwd's (short flags, repeatable -x and -n).
 	o.kubeFlags.AddFlags(f)
 	return cmd
 }
@@ -267,7 +262,7 @@ func (o *svcOptions) complete() error {
 		}
 	}
 	if kubeconfig != "" {
-		o.kubeFlags.KubeConfig = &kubeconfig
+		o.kubeFlags.Kubeconfig = kubeconfig
 	}
 	// The kubeconfig and the files it names are the user's: read with their
 	// rights, and the credentials it points at are read now, as them.
@@ -277,7 +272,7 @@ func (o *svcOptions) complete() error {
 	}
 	err = o.user.Do(func() (err error) {
 		o.targets, err = kube.Resolve(kube.Request{
-			Flags: o.kubeFlags, Contexts: o.contexts, Namespaces: o.namespaces, AllNamespaces: o.allNamespaces,
+			Flags: &o.kubeFlags, Contexts: o.contexts, Namespaces: o.namespaces, AllNamespaces: o.allNamespaces,
 			QPS: 50, Burst: 100, Adjust: adjust,
 		})
 		return err

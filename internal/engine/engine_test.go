@@ -25,7 +25,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubefwd/kubefwd/internal/api"
@@ -86,9 +85,9 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 	if contexts == nil {
 		contexts = []string{c.Context}
 	}
-	flags := genericclioptions.NewConfigFlags(false)
+	flags := &kube.Flags{}
 	if kubeconfig != " " { // " ": use $KUBECONFIG
-		flags.KubeConfig = &kubeconfig
+		flags.Kubeconfig = kubeconfig
 	}
 	targets, err := kube.Resolve(kube.Request{Flags: flags, Contexts: contexts, Namespaces: o.namespaces, AllNamespaces: o.all, QPS: 50, Burst: 100})
 	if err != nil {

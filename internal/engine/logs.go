@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
@@ -34,12 +33,12 @@ func (e *Engine) Logs(ctx context.Context, req api.LogsRequest, begin func(api.L
 	case !slices.Contains(pods, pod):
 		return &api.NotFoundError{Message: fmt.Sprintf("pod %q is not a ready pod of %s (its pods: %s)", pod, req.Service, strings.Join(pods, ", "))}
 	}
-	podAPI := e.clusters[key.Context].target.Client.CoreV1().Pods(key.Namespace)
+	client := e.clusters[key.Context].target.Client
 	src := api.LogSource{Pod: pod, Container: req.Container}
 	// The pod's containers, to choose the default as kubectl does and to
 	// offer the others; without the right to read the pod, the cluster's
 	// own answer about containers stands.
-	if p, err := podAPI.Get(ctx, pod, metav1.GetOptions{}); err == nil {
+	if p, err := client.Pod(ctx, key.Namespace, pod); err == nil {
 		for _, c := range p.Spec.Containers {
 			src.Containers = append(src.Containers, c.Name)
 		}
@@ -54,7 +53,7 @@ func (e *Engine) Logs(ctx context.Context, req api.LogsRequest, begin func(api.L
 	if req.Tail > 0 {
 		opts.TailLines = &req.Tail
 	}
-	stream, err := podAPI.GetLogs(pod, opts).Stream(ctx)
+	stream, err := client.PodLog(ctx, key.Namespace, pod, opts)
 	if err != nil {
 		return fmt.Errorf("log of pod %s/%s: %w", key.Namespace, pod, err)
 	}

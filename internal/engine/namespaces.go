@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
@@ -39,7 +37,7 @@ func (e *Engine) ClusterNamespaces(ctx context.Context) []api.ClusterNamespaces 
 	out := make([]api.ClusterNamespaces, 0, len(e.contexts))
 	for _, name := range e.contexts {
 		cn := api.ClusterNamespaces{Context: name, Namespaces: []string{}}
-		list, err := e.clusters[name].target.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		list, err := e.clusters[name].target.Client.Namespaces(ctx)
 		if err != nil {
 			cn.Error = err.Error()
 		} else {

@@ -17,12 +17,13 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 	streamhttp "k8s.io/streaming/pkg/httpstream"
 	streamspdy "k8s.io/streaming/pkg/httpstream/spdy"
+
+	"github.com/kubefwd/kubefwd/internal/kubeapi"
 )
 
 // Pod names a pod.
@@ -52,7 +53,7 @@ type DialerOptions struct {
 // Dialer opens tunnels to pods of one cluster.
 type Dialer struct {
 	config *rest.Config
-	client rest.Interface
+	client *kubeapi.Client
 	// tls is shared by every SPDY tunnel, and with it a TLS session cache:
 	// tunnels after the first resume the session instead of a full
 	// handshake (no certificate checks, no client-key signature).
@@ -75,7 +76,7 @@ func NewDialer(config *rest.Config, opts DialerOptions) (*Dialer, error) {
 	if config.Proxy != nil {
 		proxy = config.Proxy
 	}
-	core, err := corev1client.NewForConfig(config)
+	client, err := kubeapi.New(config)
 	if err != nil {
 		return nil, fmt.Errorf("port-forward client: %w", err)
 	}
@@ -89,12 +90,12 @@ func NewDialer(config *rest.Config, opts DialerOptions) (*Dialer, error) {
 			websockets = false
 		}
 	}
-	return &Dialer{config: config, client: core.RESTClient(), tls: tlsConfig, proxy: proxy, timeout: timeout, websockets: websockets}, nil
+	return &Dialer{config: config, client: client, tls: tlsConfig, proxy: proxy, timeout: timeout, websockets: websockets}, nil
 }
 
 // URL is the portforward subresource of a pod.
 func (d *Dialer) URL(pod Pod) *url.URL {
-	return d.client.Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
+	return d.client.PortForwardURL(pod.Namespace, pod.Name)
 }
 
 // spdyDialer upgrades to SPDY. Each tunnel needs its own round tripper:

@@ -15,10 +15,9 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubefwd/kubefwd/internal/kubeapi"
 )
 
 // Target is one context to forward from.
@@ -31,7 +30,7 @@ type Target struct {
 	Namespaces    []string
 	AllNamespaces bool
 	Config        *rest.Config
-	Client        kubernetes.Interface
+	Client        *kubeapi.Client
 	// Requests counts what Client asks of the API server.
 	Requests *Requests
 }
@@ -45,7 +44,7 @@ func (e UsageError) Unwrap() error { return e.Err }
 
 // Request is what the command line asked for.
 type Request struct {
-	Flags         *genericclioptions.ConfigFlags
+	Flags         *Flags
 	Contexts      []string // empty: the current context
 	Namespaces    []string // empty: each context's own namespace
 	AllNamespaces bool
@@ -63,7 +62,13 @@ type Request struct {
 // Resolve builds a Target for each requested context. It only reads the
 // kubeconfig; nothing is contacted yet.
 func Resolve(req Request) ([]Target, error) {
-	raw, err := req.Flags.ToRawKubeConfigLoader().RawConfig()
+	if req.Flags == nil {
+		req.Flags = &Flags{}
+	}
+	if err := req.Flags.Validate(); err != nil {
+		return nil, UsageError{err}
+	}
+	raw, err := req.Flags.Loader("").RawConfig()
 	if err != nil {
 		return nil, UsageError{fmt.Errorf("cannot read kubeconfig: %w", err)}
 	}
@@ -94,7 +99,7 @@ func Resolve(req Request) ([]Target, error) {
 
 	var targets []Target
 	for i, name := range contexts {
-		loader := loaderFor(req.Flags, name)
+		loader := req.Flags.Loader(name)
 		cfg, err := loader.ClientConfig()
 		if err != nil {
 			return nil, UsageError{fmt.Errorf("context %q: %w", name, err)}
@@ -111,7 +116,7 @@ func Resolve(req Request) ([]Target, error) {
 		requests := &Requests{}
 		cfg.Wrap(requests.Wrap)
 		cfg.Wrap((&OutageRetry{}).Wrap) // outermost: each try is counted
-		client, err := kubernetes.NewForConfig(cfg)
+		client, err := kubeapi.New(cfg)
 		if err != nil {
 			return nil, UsageError{fmt.Errorf("context %q: %w", name, err)}
 		}
@@ -130,16 +135,6 @@ func Resolve(req Request) ([]Target, error) {
 		targets = append(targets, t)
 	}
 	return targets, nil
-}
-
-// loaderFor returns the flags' loader with context set to name. The flags
-// are read afresh on each call (no persistent config), so this is a
-// snapshot for that context.
-func loaderFor(flags *genericclioptions.ConfigFlags, name string) clientcmd.ClientConfig {
-	saved := flags.Context
-	defer func() { flags.Context = saved }()
-	flags.Context = &name
-	return flags.ToRawKubeConfigLoader()
 }
 
 // Check is one permission kubefwd needs.
@@ -202,7 +197,7 @@ func (e *PreflightError) Error() string {
 // Preflight asks the API server whether t may do everything in Needed, in
 // every namespace it forwards. It returns nil or a *PreflightError.
 func Preflight(ctx context.Context, t Target) error {
-	if _, err := t.Client.Discovery().ServerVersion(); err != nil {
+	if _, err := t.Client.ServerVersion(ctx); err != nil {
 		return &PreflightError{Context: t.Context, Unreachable: err}
 	}
 	namespaces := t.Namespaces
@@ -216,16 +211,13 @@ func Preflight(ctx context.Context, t Target) error {
 	for _, ns := range namespaces {
 		for _, c := range Needed {
 			g.Go(func() error {
-				review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-					ResourceAttributes: &authorizationv1.ResourceAttributes{
-						Namespace: ns, Verb: c.Verb, Group: c.Group, Resource: c.Resource, Subresource: c.Subresource,
-					},
-				}}
-				res, err := t.Client.AuthorizationV1().SelfSubjectAccessReviews().Create(gctx, review, metav1.CreateOptions{})
+				allowed, err := t.Client.Allowed(gctx, authorizationv1.ResourceAttributes{
+					Namespace: ns, Verb: c.Verb, Group: c.Group, Resource: c.Resource, Subresource: c.Subresource,
+				})
 				if err != nil {
 					return fmt.Errorf("context %q: checking permissions: %w", t.Context, err)
 				}
-				if !res.Status.Allowed {
+				if !allowed {
 					mu.Lock()
 					perr.Missing[ns] = append(perr.Missing[ns], c)
 					mu.Unlock()

@@ -10,7 +10,6 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubefwd/kubefwd/internal/kube"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
@@ -45,10 +44,8 @@ func TestPreflightNamesMissingPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig = &c.Kubeconfig
-	jane := "jane"
-	flags.Impersonate = &jane
+	flags := &kube.Flags{Kubeconfig: c.Kubeconfig}
+	flags.Impersonate("jane")
 	targets, err := kube.Resolve(kube.Request{Flags: flags, Contexts: []string{c.Context}, Namespaces: []string{"rbac-a", "rbac-b"}})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +81,7 @@ func TestPreflightNamesMissingPermissions(t *testing.T) {
 	}
 
 	// The admin may do everything.
-	flags.Impersonate = nil
+	flags.Impersonate("")
 	targets, err = kube.Resolve(kube.Request{Flags: flags, Contexts: []string{c.Context}, Namespaces: []string{"rbac-a"}})
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +94,7 @@ func TestPreflightNamesMissingPermissions(t *testing.T) {
 // Without -n, a context forwards its own namespace.
 func TestResolveUsesContextNamespace(t *testing.T) {
 	c := clustertest.Shared(t)
-	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig = &c.Kubeconfig
+	flags := &kube.Flags{Kubeconfig: c.Kubeconfig}
 	targets, err := kube.Resolve(kube.Request{Flags: flags})
 	if err != nil {
 		t.Fatal(err)

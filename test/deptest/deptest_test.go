@@ -36,6 +36,16 @@ var boundaries = []boundary{
 		pkgs:      []string{"internal/control", "internal/mcpserver", "internal/envvars", "internal/ctl", "internal/tui", "internal/cmdio"},
 		forbidden: []string{module + "internal/engine", module + "internal/forward", module + "internal/catalog", "k8s.io/client-go"},
 	},
+	{
+		// The program links only the API groups it reads (internal/kubeapi):
+		// client-go's clientset, typed clients and informers register all
+		// of them, and cli-runtime brings kustomize, which imports package
+		// plugin and so makes the binary dynamically linked with every
+		// symbol exported. Each alone would triple the binary.
+		pkgs: []string{"cmd/kubefwd"},
+		forbidden: []string{"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "k8s.io/client-go/listers",
+			"k8s.io/cli-runtime", "sigs.k8s.io/kustomize", "plugin"},
+	},
 }
 
 // goList returns the import graph of pkgs and their dependencies for goos.
