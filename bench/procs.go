@@ -73,6 +73,9 @@ type bench struct {
 	quick   bool
 	pairs   int
 	profile string // directory for pprof profiles, "" for none
+	// settled is the settled RSS (MB) of the run without connections, by
+	// scale, for the tunnels' share of the connected run's.
+	settled map[string]float64
 }
 
 // startKubefwd runs kubefwd svc on its own hosts file and returns it with
@@ -225,16 +228,38 @@ func readBytes(rw io.ReadWriter, n int64, start time.Time) (time.Duration, error
 	return time.Since(start), nil
 }
 
-// retried is how many connections the kubefwd of tag retried on another
-// endpoint so far, by its own status.
-func (b *bench) retried(ctx context.Context, tag string) (int64, error) {
+// status is the kubefwd of tag's own status.
+func (b *bench) status(ctx context.Context, tag string) (*api.Status, error) {
 	out, err := exec.CommandContext(ctx, b.kubefwd, "status", "--json", "--instance", "bench-"+tag).Output()
 	if err != nil {
-		return 0, fmt.Errorf("kubefwd status: %w", err)
+		return nil, fmt.Errorf("kubefwd status: %w", err)
 	}
 	var st api.Status
 	if err := json.Unmarshal(out, &st); err != nil {
-		return 0, fmt.Errorf("kubefwd status: %w", err)
+		return nil, fmt.Errorf("kubefwd status: %w", err)
+	}
+	return &st, nil
+}
+
+// tunnelsOpen is how many tunnels the kubefwd of tag has open.
+func (b *bench) tunnelsOpen(ctx context.Context, tag string) (int, error) {
+	st, err := b.status(ctx, tag)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range st.Tunnels {
+		n += t.Open + t.Retiring
+	}
+	return n, nil
+}
+
+// retried is how many connections the kubefwd of tag retried on another
+// endpoint so far, by its own status.
+func (b *bench) retried(ctx context.Context, tag string) (int64, error) {
+	st, err := b.status(ctx, tag)
+	if err != nil {
+		return 0, err
 	}
 	var n int64
 	for _, f := range st.Forwards {
