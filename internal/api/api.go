@@ -59,6 +59,9 @@ type TunnelStats struct {
 	Dials        int64  `json:"dials"`
 	DialFailures int64  `json:"dialFailures"`
 	Reconnects   int64  `json:"reconnects"` // broken tunnels replaced
+	// Direct counts connections opened on a WebSocket of their own, not on
+	// a tunnel: the first to a pod not in use.
+	Direct int64 `json:"direct"`
 }
 
 // APIStats counts one context's requests to its API server.

@@ -205,6 +205,9 @@ func New(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("context %q: %w", t.Context, err)
 		}
 		pool := forward.NewPool(d, 0)
+		if d.Direct() {
+			pool.UseDirect(d)
+		}
 		cat, err := catalog.New(catalog.Options{
 			Context: t.Context, Client: t.Client,
 			AllNamespaces: t.AllNamespaces, Namespaces: t.Namespaces,

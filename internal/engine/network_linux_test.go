@@ -28,7 +28,7 @@ func TestNetworkChangeRetiresIdleTunnels(t *testing.T) {
 	ns := netns.New(t)
 	app(t, c, "netchange", "web", 1)
 	app(t, c, "netchange", "api", 1)
-	f := startEngine(t, c, fwdOptions{namespaces: []string{"netchange"}, netns: ns.Path})
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"netchange"}, netns: ns.Path, tunnelsOnly: true})
 	f.waitName(t, "web")
 	apiAddr := f.waitName(t, "api")
 	if body, err := f.get(t, "web", 80); err != nil || !strings.HasPrefix(body, "pod=netchange/web-") {

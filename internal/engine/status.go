@@ -56,7 +56,7 @@ func (e *Engine) Status() api.Status {
 		cl := e.clusters[name]
 		pool := cl.pool
 		st.Tunnels = append(st.Tunnels, api.TunnelStats{
-			Context: name, Open: pool.Len(), Retiring: int(pool.Retiring.Load()), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load(), Reconnects: pool.Reconnects.Load(),
+			Context: name, Open: pool.Len(), Retiring: int(pool.Retiring.Load()), Dials: pool.Dials.Load(), DialFailures: pool.DialFailures.Load(), Reconnects: pool.Reconnects.Load(), Direct: pool.Directs.Load(),
 		})
 		e.watchErrMu.Lock()
 		stats := api.APIStats{Context: name, WatchErrors: e.watchFails[name]}

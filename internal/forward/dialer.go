@@ -45,9 +45,12 @@ const WebSocketsEnv = "KUBECTL_PORT_FORWARD_WEBSOCKETS"
 type DialerOptions struct {
 	// Timeout bounds opening a tunnel (TCP, TLS and the upgrade). Default 15s.
 	Timeout time.Duration
-	// DisableWebSockets forces plain SPDY. NewDialer also sets it when
-	// KUBECTL_PORT_FORWARD_WEBSOCKETS=false is in the environment.
+	// DisableWebSockets forces plain SPDY, and no direct connections.
+	// NewDialer also sets it when KUBECTL_PORT_FORWARD_WEBSOCKETS=false is
+	// in the environment.
 	DisableWebSockets bool
+	// DisableDirect keeps every connection on a tunnel (see ProtocolDirect).
+	DisableDirect bool
 }
 
 // Dialer opens tunnels to pods of one cluster.
@@ -61,6 +64,7 @@ type Dialer struct {
 	proxy      func(*http.Request) (*url.URL, error)
 	timeout    time.Duration
 	websockets bool
+	direct     bool
 }
 
 // NewDialer prepares a Dialer for the cluster that config points at.
@@ -90,8 +94,13 @@ func NewDialer(config *rest.Config, opts DialerOptions) (*Dialer, error) {
 			websockets = false
 		}
 	}
-	return &Dialer{config: config, client: client, tls: tlsConfig, proxy: proxy, timeout: timeout, websockets: websockets}, nil
+	return &Dialer{config: config, client: client, tls: tlsConfig, proxy: proxy, timeout: timeout, websockets: websockets,
+		direct: websockets && !opts.DisableDirect}, nil
 }
+
+// Direct says whether connections may go on WebSockets of their own
+// (DialDirect); not when WebSockets or direct connections are disabled.
+func (d *Dialer) Direct() bool { return d.direct }
 
 // URL is the portforward subresource of a pod.
 func (d *Dialer) URL(pod Pod) *url.URL {

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,12 @@ import (
 // TunnelDialer opens tunnels; *Dialer is the real one.
 type TunnelDialer interface {
 	Dial(ctx context.Context, pod Pod) (*Tunnel, error)
+}
+
+// DirectDialer opens connections on WebSockets of their own (see
+// ProtocolDirect); *Dialer is the real one.
+type DirectDialer interface {
+	DialDirect(ctx context.Context, pod Pod, port int32) (*Stream, error)
 }
 
 // DefaultIdleTimeout is how long a tunnel without streams stays open.
@@ -27,9 +34,16 @@ type Pool struct {
 	// Retiring is the number of retired tunnels still open, carrying the
 	// streams they had when a refresh took them out of use.
 	Retiring atomic.Int64
+	// Directs counts connections opened on WebSockets of their own.
+	Directs atomic.Int64
+
+	direct    DirectDialer // nil: every connection goes on a tunnel
+	directOff atomic.Bool  // the server refused direct connections
 
 	mu      sync.Mutex
 	tunnels map[Pod]*poolEntry // guarded by mu
+	recent  map[Pod]time.Time  // each pod's last connection; guarded by mu
+	directs map[*Stream]bool   // direct streams open; guarded by mu
 
 	retiring     sync.WaitGroup // drain goroutines
 	shutdown     chan struct{}  // closed when Run ends
@@ -48,7 +62,59 @@ func NewPool(d TunnelDialer, idle time.Duration) *Pool {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	return &Pool{dialer: d, idle: idle, tunnels: map[Pod]*poolEntry{}, shutdown: make(chan struct{})}
+	return &Pool{dialer: d, idle: idle, tunnels: map[Pod]*poolEntry{}, recent: map[Pod]time.Time{}, directs: map[*Stream]bool{}, shutdown: make(chan struct{})}
+}
+
+// UseDirect lets Direct open connections with d. Call it before the pool is
+// used.
+func (p *Pool) UseDirect(d DirectDialer) { p.direct = d }
+
+// Direct opens a connection to port of pod on a WebSocket of its own when
+// the pod is not in use: it has no tunnel, and no other connection went to
+// it within the idle timeout. Such a connection costs a fraction of a
+// tunnel's memory and is closed with its client connection, so touching
+// many Services once (a test suite, a browser tab over every dashboard)
+// leaves nothing open. A pod connected to again within the idle timeout is
+// in use: it gets a tunnel (faster to open streams on, and it carries
+// half-closes), which then serves its connections until it idles out.
+//
+// ok is false when the connection should go on a tunnel: the pod is in
+// use, direct connections are not enabled, or the server refused them
+// (err then says why, the first time only; they are not tried again).
+func (p *Pool) Direct(ctx context.Context, pod Pod, port int32) (s *Stream, ok bool, err error) {
+	if p.direct == nil || p.directOff.Load() {
+		return nil, false, nil
+	}
+	now := time.Now()
+	p.mu.Lock()
+	_, tunnel := p.tunnels[pod]
+	last, seen := p.recent[pod]
+	p.recent[pod] = now
+	p.mu.Unlock()
+	if tunnel || (seen && now.Sub(last) < p.idle) {
+		return nil, false, nil
+	}
+	p.Directs.Add(1)
+	s, err = p.direct.DialDirect(ctx, pod, port)
+	if errors.Is(err, ErrDirectRefused) {
+		if p.directOff.CompareAndSwap(false, true) {
+			return nil, false, err
+		}
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	// Kept, so that the pool's shutdown closes it with the tunnels.
+	p.mu.Lock()
+	p.directs[s] = true
+	p.mu.Unlock()
+	s.release = func() {
+		p.mu.Lock()
+		delete(p.directs, s)
+		p.mu.Unlock()
+	}
+	return s, true, nil
 }
 
 // Get returns a live tunnel to pod, dialing one if needed. Concurrent callers
@@ -250,14 +316,19 @@ func (p *Pool) Retain(keep func(Pod) bool) {
 	}
 }
 
-// CloseAll closes every tunnel.
+// CloseAll closes every tunnel and direct stream.
 func (p *Pool) CloseAll() {
 	p.mu.Lock()
 	entries := p.tunnels
 	p.tunnels = map[Pod]*poolEntry{}
+	directs := p.directs
+	p.directs = map[*Stream]bool{}
 	p.mu.Unlock()
 	for _, e := range entries {
 		closeEntry(e)
+	}
+	for s := range directs {
+		s.Close()
 	}
 }
 
@@ -300,6 +371,11 @@ func (p *Pool) Run(ctx context.Context) {
 
 func (p *Pool) reap() {
 	p.mu.Lock()
+	for pod, last := range p.recent {
+		if time.Since(last) >= p.idle {
+			delete(p.recent, pod)
+		}
+	}
 	var stale []*poolEntry
 	for pod, e := range p.tunnels {
 		select {

@@ -2,6 +2,8 @@ package forward
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -203,4 +205,103 @@ func TestPoolRetireIdle(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// directFunc opens fake direct streams.
+type directFunc func(ctx context.Context, pod Pod, port int32) (*Stream, error)
+
+func (f directFunc) DialDirect(ctx context.Context, pod Pod, port int32) (*Stream, error) {
+	return f(ctx, pod, port)
+}
+
+type nopCarrier struct{}
+
+func (nopCarrier) Read([]byte) (int, error)    { return 0, io.EOF }
+func (nopCarrier) Write(p []byte) (int, error) { return len(p), nil }
+func (nopCarrier) closeWrite() error           { return nil }
+func (nopCarrier) close()                      {}
+
+// A pod not in use gets a direct connection; a second connection within
+// the idle timeout, or any while it has a tunnel, goes on a tunnel; once
+// the tunnel has idled out, the pod is not in use any more.
+func TestPoolDirectPolicy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dials, directs := map[string]int{}, map[string]int{}
+		p := NewPool(dialFunc(func(_ context.Context, pod Pod) (*Tunnel, error) {
+			dials[pod.Name]++
+			return newTunnel(pod, newFakeConn(), "fake"), nil
+		}), 0)
+		p.UseDirect(directFunc(func(_ context.Context, pod Pod, port int32) (*Stream, error) {
+			directs[pod.Name]++
+			return &Stream{pod: pod, port: port, c: nopCarrier{}, remote: make(chan struct{})}, nil
+		}))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		a, b := Pod{Namespace: "ns", Name: "a"}, Pod{Namespace: "ns", Name: "b"}
+
+		direct := func(pod Pod) bool {
+			t.Helper()
+			s, ok, err := p.Direct(ctx, pod, 80)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				s.Close()
+			}
+			return ok
+		}
+		if !direct(a) {
+			t.Fatal("the first connection to a pod did not go direct")
+		}
+		time.Sleep(time.Minute)
+		if direct(a) {
+			t.Fatal("a second connection within the idle timeout went direct")
+		}
+		if _, err := p.Get(ctx, a); err != nil { // what the proxy does then
+			t.Fatal(err)
+		}
+		if direct(a) {
+			t.Error("a connection to a pod with a tunnel went direct")
+		}
+		if !direct(b) {
+			t.Error("another pod's first connection did not go direct")
+		}
+		// The tunnel idles out (2 minutes, and the reaper's next look);
+		// by then a's last connection is older than the idle timeout.
+		time.Sleep(DefaultIdleTimeout + DefaultIdleTimeout/4 + time.Second)
+		synctest.Wait()
+		if p.Len() != 0 {
+			t.Fatalf("%d tunnels open after the idle timeout", p.Len())
+		}
+		if !direct(a) {
+			t.Error("a pod not used for longer than the idle timeout did not go direct")
+		}
+		if directs["a"] != 2 || directs["b"] != 1 || dials["a"] != 1 || p.Directs.Load() != 3 {
+			t.Errorf("direct %v, tunnels dialed %v, counted %d", directs, dials, p.Directs.Load())
+		}
+		cancel()
+		<-done
+	})
+}
+
+// A server that refuses direct connections is told once, and never asked
+// again: every connection goes on a tunnel.
+func TestPoolDirectRefused(t *testing.T) {
+	asked := 0
+	p := NewPool(dialFunc(func(_ context.Context, pod Pod) (*Tunnel, error) {
+		return newTunnel(pod, newFakeConn(), "fake"), nil
+	}), 0)
+	p.UseDirect(directFunc(func(context.Context, Pod, int32) (*Stream, error) {
+		asked++
+		return nil, fmt.Errorf("connection: %w: 400 Bad Request", ErrDirectRefused)
+	}))
+	s, ok, err := p.Direct(t.Context(), Pod{Namespace: "ns", Name: "a"}, 80)
+	if ok || s != nil || !errors.Is(err, ErrDirectRefused) {
+		t.Fatalf("first refusal: ok %v, err %v", ok, err)
+	}
+	s, ok, err = p.Direct(t.Context(), Pod{Namespace: "ns", Name: "b"}, 80)
+	if ok || s != nil || err != nil || asked != 1 {
+		t.Fatalf("after a refusal: ok %v, err %v, asked %d times", ok, err, asked)
+	}
 }

@@ -198,7 +198,13 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 // out to be closed or slow to answer (congested by a client that reads
 // slower than its pod sends, or dead; it is left to the streams it carries).
 func (p *Proxy) open(ctx context.Context, ep Endpoint) (*Stream, error) {
-	var err error
+	s, ok, err := p.pool.Direct(ctx, ep.Pod, ep.Port)
+	if ok {
+		return s, err
+	}
+	if err != nil {
+		p.log.Info("the API server does not take direct port-forward WebSockets: every connection goes on a tunnel", "err", err)
+	}
 	for range 2 {
 		var t *Tunnel
 		t, err = p.pool.Get(ctx, ep.Pod)
@@ -338,6 +344,7 @@ func (p *Proxy) upstream(client net.Conn, s *Stream, r *replay, c *Counters) err
 			return nil // pipe is switching endpoints
 		}
 		if err != nil {
+			s.CloseWrite() // the client is gone: it sends nothing more
 			return err
 		}
 	}
@@ -362,7 +369,7 @@ func (p *Proxy) watchSlowClient(client io.Writer, s *Stream, n *atomic.Int64) *d
 	var once sync.Once
 	t := time.AfterFunc(time.Hour, func() {
 		once.Do(func() {
-			if p.pool.Detach(s.tunnel) {
+			if s.tunnel != nil && p.pool.Detach(s.tunnel) {
 				p.log.Debug("a client is not keeping up: its tunnel is left to it, the pod's next connections get their own", "pod", s.tunnel.pod.String())
 			}
 		})

@@ -27,7 +27,8 @@ type proxyFixture struct {
 }
 
 // startProxy serves a loopback listener through a Proxy until the test ends.
-func startProxy(t *testing.T, dialer *forward.Dialer, opts forward.ProxyOptions) *proxyFixture {
+// setup, if given, prepares the pool before anything uses it.
+func startProxy(t *testing.T, dialer *forward.Dialer, opts forward.ProxyOptions, setup ...func(*forward.Pool)) *proxyFixture {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,6 +36,9 @@ func startProxy(t *testing.T, dialer *forward.Dialer, opts forward.ProxyOptions)
 	}
 	f := &proxyFixture{addr: ln.Addr().String(), eps: forward.NewEndpoints(false), counters: &forward.Counters{}}
 	f.pool = forward.NewPool(dialer, 0)
+	for _, fn := range setup {
+		fn(f.pool)
+	}
 	proxy := forward.NewProxy(f.pool, slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -166,8 +166,8 @@ func (t *Tunnel) openStreams(ctx context.Context, port int32) (*Stream, error) {
 		t.conn.RemoveStreams(errs)
 		return nil, err
 	}
-	s := &Stream{tunnel: t, port: port, data: data, errs: errs, remote: make(chan struct{})}
-	go s.readRemoteError()
+	s := &Stream{pod: t.pod, port: port, tunnel: t, c: &tunnelCarrier{t: t, data: data, errs: errs}, remote: make(chan struct{})}
+	go s.readRemoteError(errs)
 	return s, nil
 }
 
@@ -272,56 +272,92 @@ func (t *Tunnel) movedSince(when time.Time) bool { return t.moved.Load() > when.
 // read or write, which carry up to a buffer's worth each.
 func (t *Tunnel) touch() { t.moved.Store(time.Now().UnixNano()) }
 
-// Stream is one TCP connection to a pod's port, carried on a tunnel.
+// Stream is one TCP connection to a pod's port: a stream pair on a tunnel,
+// or a WebSocket of its own (see direct.go).
 type Stream struct {
-	tunnel     *Tunnel
-	port       int32
+	pod       Pod
+	port      int32
+	tunnel    *Tunnel // nil for a direct stream
+	c         carrier
+	remote    chan struct{} // closed when the pod side's verdict is in
+	remoteErr error         // what the other side reported; set before remote closes
+	closeOnce sync.Once
+	release   func() // if set, called once the stream is closed
+}
+
+// carrier moves a stream's bytes: over a tunnel or a WebSocket of its own.
+type carrier interface {
+	io.ReadWriter
+	closeWrite() error
+	close()
+}
+
+// tunnelCarrier is a stream pair on a tunnel: data, and the kubelet's
+// verdict on the error stream.
+type tunnelCarrier struct {
+	t          *Tunnel
 	data, errs streamhttp.Stream
-	remote     chan struct{} // closed when the error stream ends
-	remoteErr  error         // what the other side reported; set before remote closes
-	closeOnce  sync.Once
+}
+
+func (c *tunnelCarrier) Read(p []byte) (int, error) {
+	n, err := c.data.Read(p)
+	if n > 0 {
+		c.t.touch()
+	}
+	return n, err
+}
+
+func (c *tunnelCarrier) Write(p []byte) (int, error) {
+	n, err := c.data.Write(p)
+	if n > 0 {
+		c.t.touch()
+	}
+	return n, err
+}
+
+func (c *tunnelCarrier) closeWrite() error { return c.data.Close() }
+
+func (c *tunnelCarrier) close() {
+	c.data.Reset()
+	c.errs.Reset()
+	c.t.conn.RemoveStreams(c.data, c.errs)
+	c.t.release()
 }
 
 // readRemoteError waits for the pod side to report on the error stream. The
 // kubelet writes there when it could not reach the port, then closes it.
-func (s *Stream) readRemoteError() {
+func (s *Stream) readRemoteError(errs io.Reader) {
 	defer close(s.remote)
 	// A read error here is our own Close resetting the stream; only a
 	// message from the other side is a verdict.
-	msg, _ := io.ReadAll(io.LimitReader(s.errs, 64<<10))
+	msg, _ := io.ReadAll(io.LimitReader(errs, 64<<10))
+	s.setRemote(msg)
+}
+
+// setRemote records what the pod side reported (nothing: no verdict).
+func (s *Stream) setRemote(msg []byte) {
 	if m := strings.TrimSpace(string(msg)); m != "" {
-		s.remoteErr = &RemoteError{Pod: s.tunnel.pod, Port: s.port, Message: m}
+		s.remoteErr = &RemoteError{Pod: s.pod, Port: s.port, Message: m}
 	}
 }
 
 // Read reads what the pod sent.
-func (s *Stream) Read(p []byte) (int, error) {
-	n, err := s.data.Read(p)
-	if n > 0 {
-		s.tunnel.touch()
-	}
-	return n, err
-}
+func (s *Stream) Read(p []byte) (int, error) { return s.c.Read(p) }
 
 // Write sends to the pod.
-func (s *Stream) Write(p []byte) (int, error) {
-	n, err := s.data.Write(p)
-	if n > 0 {
-		s.tunnel.touch()
-	}
-	return n, err
-}
+func (s *Stream) Write(p []byte) (int, error) { return s.c.Write(p) }
 
-// CloseWrite tells the pod that no more data will come (a TCP half-close).
-func (s *Stream) CloseWrite() error { return s.data.Close() }
+// CloseWrite tells the pod that no more data will come (a TCP half-close),
+// where the stream's protocol can say so.
+func (s *Stream) CloseWrite() error { return s.c.closeWrite() }
 
-// Close ends the stream in both directions and releases it from its tunnel.
+// Close ends the stream in both directions and releases what carried it.
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() {
-		s.data.Reset()
-		s.errs.Reset()
-		s.tunnel.conn.RemoveStreams(s.data, s.errs)
-		s.tunnel.release()
+		s.c.close()
+		if s.release != nil {
+			s.release()
+		}
 	})
 	return nil
 }
