@@ -62,7 +62,7 @@ func (s *stubEngine) Status() api.Status {
 				Ports: []api.Port{{Port: 80, Local: 80, Connections: 2, BytesIn: 1000 + s.bytesIn.Load(), BytesOut: 200}}},
 			{Context: "dev", Namespace: "demo", Service: "external", State: api.StateNotForwarded},
 		},
-		Tunnels: []api.TunnelStats{{Context: "dev", Open: 1, Dials: 3, DialFailures: 1}},
+		Tunnels: []api.TunnelStats{{Context: "dev", Open: 1, Dials: 3, DialFailures: 1, Direct: 4}},
 	}
 }
 func (s *stubEngine) Refresh() { s.refreshed.Add(1) }
@@ -328,6 +328,9 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := value("kubefwd_tunnel_dial_failures_total", map[string]string{"context": "dev"}); v != 1 {
 		t.Errorf("dial failures = %v", v)
+	}
+	if v := value("kubefwd_direct_connections_total", map[string]string{"context": "dev"}); v != 4 {
+		t.Errorf("direct connections = %v", v)
 	}
 	// The runtime's and the process's figures, which a long run is watched by.
 	if v := value("go_goroutines", nil); v < 1 {

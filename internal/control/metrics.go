@@ -13,7 +13,7 @@ import (
 type collector struct {
 	engine Engine
 
-	forwards, open, bytes, failed, streamErrors, retried, tunnels, dials, dialFailures, reconnects, requests, watchErrors *prometheus.Desc
+	forwards, open, bytes, failed, streamErrors, retried, tunnels, dials, dialFailures, reconnects, direct, requests, watchErrors *prometheus.Desc
 }
 
 func newCollector(e Engine) *collector {
@@ -27,6 +27,7 @@ func newCollector(e Engine) *collector {
 		streamErrors: prometheus.NewDesc("kubefwd_stream_errors_total", "Streams to pods that failed to open or ended in an error.", svc, nil),
 		retried:      prometheus.NewDesc("kubefwd_connections_retried_total", "Tries on another endpoint after one failed before answering (failovers clients never saw).", svc, nil),
 		reconnects:   prometheus.NewDesc("kubefwd_tunnel_reconnects_total", "Broken tunnels replaced by a new dial.", []string{"context"}, nil),
+		direct:       prometheus.NewDesc("kubefwd_direct_connections_total", "Connections opened on a WebSocket of their own instead of a tunnel (a pod's first in a while).", []string{"context"}, nil),
 		requests:     prometheus.NewDesc("kubefwd_api_requests_total", "Requests to the API server; verb=watch counts watches started, restarts included.", []string{"context", "verb", "resource"}, nil),
 		watchErrors:  prometheus.NewDesc("kubefwd_api_watch_errors_total", "Lists and watches of the API server that failed and were retried.", []string{"context"}, nil),
 		tunnels:      prometheus.NewDesc("kubefwd_tunnels_open", "Tunnels open or being dialed.", []string{"context"}, nil),
@@ -36,7 +37,7 @@ func newCollector(e Engine) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.streamErrors, c.retried, c.tunnels, c.dials, c.dialFailures, c.reconnects, c.requests, c.watchErrors} {
+	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.streamErrors, c.retried, c.tunnels, c.dials, c.dialFailures, c.reconnects, c.direct, c.requests, c.watchErrors} {
 		ch <- d
 	}
 }
@@ -65,6 +66,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.dials, prometheus.CounterValue, float64(t.Dials), t.Context)
 		ch <- prometheus.MustNewConstMetric(c.dialFailures, prometheus.CounterValue, float64(t.DialFailures), t.Context)
 		ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(t.Reconnects), t.Context)
+		ch <- prometheus.MustNewConstMetric(c.direct, prometheus.CounterValue, float64(t.Direct), t.Context)
 	}
 	for _, a := range st.API {
 		for _, r := range a.Requests {
