@@ -269,7 +269,7 @@ func explain(env Environment, results []Result) []string {
 	if missed["s until every Service answers"] {
 		notes = append(notes, "**Startup time.** "+by("s until every Service answers", "s")+"The names-written rows "+
 			"of the same run show when every listener was open and every name in the hosts file; the rest is the "+
-			"first connection to each Service, which needs a tunnel to its pod (a TLS connection to the apiserver, "+
+			"first connection to each Service, which needs a connection through the apiserver to its pod (TLS to the apiserver, "+
 			"an upgrade, and the apiserver's own connection to the node)."+profiles)
 	}
 	if missed["RSS MB once settled"] {

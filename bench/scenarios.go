@@ -571,7 +571,7 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold, lar
 		return []Result{coldRes, settled, anon}, nil
 	}
 	peak.Note = "the most kubefwd held at once (VmHWM) up to that moment"
-	secs.Note = "the rest after the names are written is opening a tunnel (TCP, TLS and an upgrade through the apiserver to the node) to each of the Services' pods on their first connection, 32 at a time; on two cores the apiserver and kwok share the CPU with kubefwd"
+	secs.Note = "the rest after the names are written is each Service's first connection, 32 at a time: a WebSocket of its own through the apiserver to the node (TCP, TLS and an upgrade), no tunnel; on two cores the apiserver and kwok share the CPU with kubefwd"
 	connected.Note = "right after every Service answered once (answerAll retries a Service until it answers, so a few get a second connection): a pod's first connection goes on a WebSocket of its own, closed with it; a second within 2 minutes opens a tunnel (SPDY, plain or over a WebSocket, with its own buffers and header compressor), which stays until 2 minutes idle"
 	perService.Note = "settled RSS from the run above, without connections"
 	return []Result{named, secs, connected, perService, tunnelsOpen, peak, reqs}, nil
