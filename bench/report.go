@@ -274,7 +274,9 @@ func explain(env Environment, results []Result) []string {
 	}
 	if missed["RSS MB once settled"] {
 		notes = append(notes, "**Memory once settled.** "+by("RSS MB once settled", "MB")+"The anonymous row of the "+
-			"same run is what is not the executable's own (file-backed, shared) pages."+profiles)
+			"same run is what is not the executable's own (file-backed, shared) pages; the rows under it split that "+
+			"by the Go runtime's own figures at the same moment: the heap in use (the caches of Services and "+
+			"EndpointSlices, the forwards), freed heap not yet returned to the system, and goroutine stacks."+profiles)
 	}
 	return notes
 }

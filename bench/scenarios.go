@@ -18,6 +18,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/seed"
+	"github.com/kubefwd/kubefwd/test/instmetrics"
 	"github.com/kubefwd/kubefwd/test/procstat"
 )
 
@@ -479,6 +480,9 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold, lar
 	}
 	settled := newResult(scenario, "RSS MB once settled", settledGoal)
 	anon := newResult(scenario, "of which anonymous (not the executable's pages) MB", reported)
+	heapLive := newResult(scenario, "of which Go heap in use MB", reported)
+	heapKept := newResult(scenario, "of which Go heap free but kept MB", reported)
+	stacks := newResult(scenario, "of which goroutine stacks MB", reported)
 	connected := newResult(scenario, "RSS MB, every Service connected once", connectedGoal)
 	perService := newResult(scenario, "MB per Service connected (RSS above settled / Services)", reported)
 	tunnelsOpen := newResult(scenario, "tunnels open, every Service connected once", reported)
@@ -526,6 +530,15 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold, lar
 			ra, _ := procstat.MemKiB(kf.pid(), "RssAnon")
 			anon.Kubefwd = append(anon.Kubefwd, float64(ra)/1024)
 			b.settled[spec.String()] = float64(rss) / 1024
+			// The anonymous part broken down by the Go runtime's own
+			// figures, from kubefwd's metrics at the same moment.
+			if m, err := instmetrics.Gauges(ctx, instmetrics.Socket("bench-"+tag)); err == nil {
+				heapLive.Kubefwd = append(heapLive.Kubefwd, m["go_memstats_heap_inuse_bytes"]/(1<<20))
+				heapKept.Kubefwd = append(heapKept.Kubefwd, (m["go_memstats_heap_idle_bytes"]-m["go_memstats_heap_released_bytes"])/(1<<20))
+				stacks.Kubefwd = append(stacks.Kubefwd, m["go_memstats_stack_inuse_bytes"]/(1<<20))
+				stacks.Note = fmt.Sprintf("%.0f goroutines (one accept loop per listener)", m["go_goroutines"])
+				heapKept.Note = "freed by the garbage collector and not yet returned to the system (kubefwd lets the heap grow to 1.5× what is live)"
+			}
 			var lat []float64
 			for _, addr := range addrs[:min(50, len(addrs))] {
 				start := time.Now()
@@ -568,7 +581,7 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold, lar
 		}
 	}
 	if cold {
-		return []Result{coldRes, settled, anon}, nil
+		return []Result{coldRes, settled, anon, heapLive, heapKept, stacks}, nil
 	}
 	peak.Note = "the most kubefwd held at once (VmHWM) up to that moment"
 	secs.Note = "the rest after the names are written is each Service's first connection, 32 at a time: a WebSocket of its own through the apiserver to the node (TCP, TLS and an upgrade), no tunnel; on two cores the apiserver and kwok share the CPU with kubefwd"

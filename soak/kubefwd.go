@@ -6,21 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/kubefwd/kubefwd/internal/api"
-	"github.com/kubefwd/kubefwd/internal/control"
+	"github.com/kubefwd/kubefwd/test/instmetrics"
 	"github.com/kubefwd/kubefwd/test/procstat"
 )
 
@@ -187,7 +181,7 @@ func (k *kubefwd) sample(ctx context.Context) Sample {
 	s := Sample{At: time.Now(), Pid: pid, Uptime: time.Since(started).Seconds(), Goroutines: -1, HeapKiB: -1, Tunnels: -1}
 	s.RSSKiB, _ = procstat.MemKiB(pid, "VmRSS")
 	s.FDs, _ = procstat.OpenFDs(pid)
-	if m, err := gauges(ctx); err == nil {
+	if m, err := instmetrics.Gauges(ctx, instmetrics.Socket(instance)); err == nil {
 		if v, ok := m["go_goroutines"]; ok {
 			s.Goroutines = int(v)
 		}
@@ -199,39 +193,6 @@ func (k *kubefwd) sample(ctx context.Context) Sample {
 		}
 	}
 	return s
-}
-
-// gauges reads the instance's metrics: each gauge's value, summed over
-// its labels (kubefwd_tunnels_open has one series per context).
-func gauges(ctx context.Context) (map[string]float64, error) {
-	socket := filepath.Join(control.Dir(os.Getuid()), instance+".sock")
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		}}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://kubefwd/v1/metrics", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for name, f := range families {
-		for _, m := range f.GetMetric() {
-			if g := m.GetGauge(); g != nil {
-				out[name] += g.GetValue()
-			}
-		}
-	}
-	if _, ok := out["go_goroutines"]; !ok {
-		return nil, fmt.Errorf("no go_goroutines in the metrics")
-	}
-	return out, nil
 }
 
 // hostsIndex maps each name in a hosts file to its address (the first

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -314,6 +315,14 @@ func (o *svcOptions) run(ctx context.Context) error {
 	// not kill kubefwd before it removes its hosts entries: Go exits on
 	// SIGPIPE for writes to fds 1 and 2 unless the signal is ignored.
 	signal.Ignore(syscall.SIGPIPE)
+	// kubefwd runs all day beside the IDE and mostly waits: a heap allowed
+	// to grow to 1.5× what is live, not Go's default 2×, keeps what it
+	// holds at rest small (at 3,000 Services about 16 MB of the 2× were
+	// garbage of the first sync, kept); the extra collections cost little
+	// to a program that allocates little once settled. GOGC still wins.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(50)
+	}
 	stopProfiles, err := o.startProfiles()
 	if err != nil {
 		return err
