@@ -11,7 +11,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,31 +50,13 @@ func TestDirectStreams(t *testing.T) {
 	c := clustertest.Shared(t)
 	pods := app(t, c, "direct", "web", 1)
 	pod := forward.Pod{Namespace: "direct", Name: pods[0]}
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{})
 
 	want := fmt.Sprintf("pod=direct/%s port=8080\n", pods[0])
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for range 20 {
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, "http://pod/", nil)
-			body, err := roundTrip(t, d, pod, 8080, req)
-			if err == nil && body != want {
-				err = fmt.Errorf("body %q", body)
-			}
-			if err != nil {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	sameAnswers(t, 20, want, func() (string, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://pod/", nil)
+		return roundTrip(t, d, pod, 8080, req)
+	})
 
 	req, _ := http.NewRequest(http.MethodGet, "http://pod/bytes?n=3000000", nil)
 	if body, err := roundTrip(t, d, pod, 8080, req); err != nil || len(body) != 3000000 {
@@ -89,7 +70,7 @@ func TestDirectStreams(t *testing.T) {
 	}
 
 	req, _ = http.NewRequest(http.MethodGet, "http://pod/", nil)
-	_, err = roundTrip(t, d, pod, 9999, req)
+	_, err := roundTrip(t, d, pod, 9999, req)
 	var remote *forward.RemoteError
 	if !errors.As(err, &remote) || remote.Port != 9999 || !strings.Contains(remote.Error(), "9999") {
 		t.Fatalf("direct stream to an unserved port: %v, want a RemoteError for port 9999", err)
@@ -100,17 +81,11 @@ func TestDirectStreams(t *testing.T) {
 // nothing open; its next one, soon after, gets a tunnel.
 func TestProxyDirectThenTunnel(t *testing.T) {
 	c := clustertest.Shared(t)
-	pods := app(t, c, "direct-proxy", "web", 1)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, d, pod := proxyToNewPod(t, c, "direct-proxy", forward.ProxyOptions{}, func(p *forward.Pool, d *forward.Dialer) { p.UseDirect(d) })
 	if !d.Direct() {
 		t.Fatal("direct connections are off by default")
 	}
-	f := startProxy(t, d, forward.ProxyOptions{}, func(p *forward.Pool) { p.UseDirect(d) })
-	f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "direct-proxy", Name: pods[0]}, Port: 8080}})
-	want := "pod=direct-proxy/" + pods[0] + " port=8080\n"
+	want := "pod=direct-proxy/" + pod.Name + " port=8080\n"
 
 	if body, err := fresh(t, f.addr, http.MethodGet, "/", nil); err != nil || body != want {
 		t.Fatalf("first connection: %q, %v", body, err)
@@ -129,10 +104,7 @@ func TestProxyDirectThenTunnel(t *testing.T) {
 
 	// With WebSockets off (kubectl's switch), nothing goes direct.
 	t.Setenv(forward.WebSocketsEnv, "false")
-	spdy, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	spdy := newDialer(t, c.RESTConfig, forward.DialerOptions{})
 	if spdy.Direct() {
 		t.Errorf("%s=false leaves direct connections on", forward.WebSocketsEnv)
 	}
@@ -172,10 +144,7 @@ func TestProxyDirectRefusedFallsBackToTunnels(t *testing.T) {
 	c := clustertest.Shared(t)
 	pods := app(t, c, "direct-refused", "web", 2)
 	cfg, refusals := refusingProxy(t, c)
-	d, err := forward.NewDialer(cfg, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, cfg, forward.DialerOptions{})
 	f := startProxy(t, d, forward.ProxyOptions{}, func(p *forward.Pool) { p.UseDirect(d) })
 	f.eps.Set([]forward.Endpoint{
 		{Pod: forward.Pod{Namespace: "direct-refused", Name: pods[0]}, Port: 8080},

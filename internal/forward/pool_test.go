@@ -18,10 +18,7 @@ import (
 // for longer than idle.
 func poolFor(t *testing.T, c *cluster.Cluster, idle time.Duration) *forward.Pool {
 	t.Helper()
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{})
 	p := forward.NewPool(d, idle)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
 	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
@@ -60,6 +62,33 @@ func startProxy(t *testing.T, dialer *forward.Dialer, opts forward.ProxyOptions,
 	return f
 }
 
+// newDialer is forward.NewDialer, failing the test on an error.
+func newDialer(t *testing.T, cfg *rest.Config, opts forward.DialerOptions) *forward.Dialer {
+	t.Helper()
+	d, err := forward.NewDialer(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// proxyToNewPod creates a one-pod app in namespace ns and serves a proxy
+// whose only endpoint is that pod's port 8080; setup, if given, prepares
+// the pool with the proxy's dialer.
+func proxyToNewPod(t *testing.T, c *cluster.Cluster, ns string, opts forward.ProxyOptions, setup ...func(*forward.Pool, *forward.Dialer)) (*proxyFixture, *forward.Dialer, forward.Pod) {
+	t.Helper()
+	pods := app(t, c, ns, "web", 1)
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{})
+	f := startProxy(t, d, opts, func(p *forward.Pool) {
+		for _, fn := range setup {
+			fn(p, d)
+		}
+	})
+	pod := forward.Pod{Namespace: ns, Name: pods[0]}
+	f.eps.Set([]forward.Endpoint{{Pod: pod, Port: 8080}})
+	return f, d, pod
+}
+
 // fresh sends one request on a new TCP connection (no keep-alive) and
 // returns the body.
 func fresh(t *testing.T, addr, method, path string, body io.Reader) (string, error) {
@@ -83,10 +112,7 @@ func fresh(t *testing.T, addr, method, path string, body io.Reader) (string, err
 func TestProxyBalancesAndCarries(t *testing.T) {
 	c := clustertest.Shared(t)
 	pods := app(t, c, "proxy", "web", 2)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{})
 	f := startProxy(t, d, forward.ProxyOptions{})
 	f.eps.Set([]forward.Endpoint{
 		{Pod: forward.Pod{Namespace: "proxy", Name: pods[0]}, Port: 8080},
@@ -128,10 +154,7 @@ func TestProxyBalancesAndCarries(t *testing.T) {
 func TestProxyRetriesBeforeFirstByte(t *testing.T) {
 	c := clustertest.Shared(t)
 	pods := app(t, c, "retry", "web", 1)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{})
 	f := startProxy(t, d, forward.ProxyOptions{})
 	pod := forward.Pod{Namespace: "retry", Name: pods[0]}
 	// Port 9999 is declared nowhere: the kubelet refuses it.
@@ -156,10 +179,7 @@ func TestProxyRetriesBeforeFirstByte(t *testing.T) {
 func TestProxyWaitsForEndpoints(t *testing.T) {
 	c := clustertest.Shared(t)
 	pods := app(t, c, "waiting", "web", 1)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{})
 	f := startProxy(t, d, forward.ProxyOptions{WaitForEndpoint: 3 * time.Second})
 
 	if _, err := fresh(t, f.addr, http.MethodGet, "/", nil); err == nil {
@@ -185,10 +205,7 @@ func TestProxyWaitsForEndpoints(t *testing.T) {
 func TestProxyRetriesWhileAllRefuse(t *testing.T) {
 	c := clustertest.Shared(t)
 	pods := app(t, c, "refusing", "web", 1)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{})
 	f := startProxy(t, d, forward.ProxyOptions{WaitForEndpoint: 20 * time.Second})
 	pod := forward.Pod{Namespace: "refusing", Name: pods[0]}
 	f.eps.Set([]forward.Endpoint{{Pod: pod, Port: 9999}}) // refused by the kubelet
@@ -234,13 +251,7 @@ func TestProxyRetriesWhileAllRefuse(t *testing.T) {
 // download goes on when its client reads again.
 func TestProxySlowReaderDoesNotHoldUpOthers(t *testing.T) {
 	c := clustertest.Shared(t)
-	pods := app(t, c, "slowreader", "web", 1)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := startProxy(t, d, forward.ProxyOptions{})
-	f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "slowreader", Name: pods[0]}, Port: 8080}})
+	f, _, _ := proxyToNewPod(t, c, "slowreader", forward.ProxyOptions{})
 
 	// A download its client does not read: the pod's bytes back up.
 	slow, err := net.Dial("tcp", f.addr)
@@ -292,17 +303,11 @@ func TestProxySlowReaderDoesNotHoldUpOthers(t *testing.T) {
 // would also cut the download): it goes on a tunnel of its own.
 func TestProxyThrottledDownloadDoesNotHoldUpOthers(t *testing.T) {
 	c := clustertest.Shared(t)
-	pods := app(t, c, "throttled", "web", 1)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Only the congestion of the tunnel is under test here: a client slow
 	// enough to block a write for long is caught earlier, by SlowClient
 	// (see above), and a request coming in before it is caught is in the
 	// case below.
-	f := startProxy(t, d, forward.ProxyOptions{SlowClient: time.Hour})
-	f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "throttled", Name: pods[0]}, Port: 8080}})
+	f, _, _ := proxyToNewPod(t, c, "throttled", forward.ProxyOptions{SlowClient: time.Hour})
 
 	dl, err := net.Dial("tcp", f.addr)
 	if err != nil {
@@ -372,13 +377,7 @@ func TestProxyThrottledDownloadDoesNotHoldUpOthers(t *testing.T) {
 // new stream within a few seconds is left behind for a new one.
 func TestProxyDeadTunnelAfterKubeletRestart(t *testing.T) {
 	c := clustertest.New(t)
-	pods := app(t, c, "deadtunnel", "web", 1)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := startProxy(t, d, forward.ProxyOptions{})
-	f.eps.Set([]forward.Endpoint{{Pod: forward.Pod{Namespace: "deadtunnel", Name: pods[0]}, Port: 8080}})
+	f, d, pod := proxyToNewPod(t, c, "deadtunnel", forward.ProxyOptions{})
 	if _, err := fresh(t, f.addr, "GET", "/", nil); err != nil {
 		t.Fatal(err) // the tunnel is open
 	}
@@ -392,7 +391,7 @@ func TestProxyDeadTunnelAfterKubeletRestart(t *testing.T) {
 	}
 	// A new kwok serves port-forward once it holds its node again.
 	if err := cluster.Poll(ctx, time.Minute, func(context.Context) (bool, error) {
-		tun, err := d.Dial(ctx, forward.Pod{Namespace: "deadtunnel", Name: pods[0]})
+		tun, err := d.Dial(ctx, pod)
 		if err != nil {
 			return false, nil
 		}

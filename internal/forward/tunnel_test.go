@@ -54,12 +54,33 @@ func get(ctx context.Context, tun *forward.Tunnel, port int32, path string) (str
 	return string(body), err
 }
 
+// sameAnswers runs get n times at once and reports every error and every
+// body other than want.
+func sameAnswers(t *testing.T, n int, want string, get func() (string, error)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			body, err := get()
+			if err == nil && body != want {
+				err = fmt.Errorf("body %q, want %q", body, want)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 func dial(t *testing.T, c *cluster.Cluster, pod forward.Pod, opts forward.DialerOptions) *forward.Tunnel {
 	t.Helper()
-	d, err := forward.NewDialer(c.RESTConfig, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, opts)
 	tun, err := d.Dial(t.Context(), pod)
 	if err != nil {
 		t.Fatal(err)
@@ -79,26 +100,7 @@ func TestTunnelCarriesConcurrentStreams(t *testing.T) {
 	}
 
 	want := fmt.Sprintf("pod=tunnel/%s port=8080\n", pods[0])
-	var wg sync.WaitGroup
-	errs := make(chan error, 50)
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body, err := get(t.Context(), tun, 8080, "/")
-			if err == nil && body != want {
-				err = fmt.Errorf("body %q", body)
-			}
-			if err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	sameAnswers(t, 50, want, func() (string, error) { return get(t.Context(), tun, 8080, "/") })
 	if n := tun.Streams(); n != 0 {
 		t.Errorf("%d streams still open after all were closed", n)
 	}
@@ -181,10 +183,7 @@ func TestFallbackToSPDY(t *testing.T) {
 // Dialing a pod that does not exist fails with a clear error, in time.
 func TestDialMissingPod(t *testing.T) {
 	c := clustertest.Shared(t)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{Timeout: 10 * time.Second})
 	tun, err := d.Dial(t.Context(), forward.Pod{Namespace: "default", Name: "no-such-pod"})
 	if err == nil {
 		// Some servers accept the upgrade and fail the first stream instead.
@@ -202,10 +201,7 @@ func TestDialMissingPod(t *testing.T) {
 func TestConcurrentSPDYDials(t *testing.T) {
 	c := clustertest.Shared(t)
 	pods := app(t, c, "spdy-many", "web", 6)
-	d, err := forward.NewDialer(c.RESTConfig, forward.DialerOptions{DisableWebSockets: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDialer(t, c.RESTConfig, forward.DialerOptions{DisableWebSockets: true})
 	for round := range 3 {
 		var wg sync.WaitGroup
 		errs := make(chan error, len(pods))
