@@ -105,15 +105,16 @@ func (p *Pool) Direct(ctx context.Context, pod Pod, port int32) (s *Stream, ok b
 	if err != nil {
 		return nil, true, err
 	}
-	// Kept, so that the pool's shutdown closes it with the tunnels.
-	p.mu.Lock()
-	p.directs[s] = true
-	p.mu.Unlock()
+	// Kept, so that the pool's shutdown closes it with the tunnels. release
+	// is set before the stream is shared (CloseAll may close it at once).
 	s.release = func() {
 		p.mu.Lock()
 		delete(p.directs, s)
 		p.mu.Unlock()
 	}
+	p.mu.Lock()
+	p.directs[s] = true
+	p.mu.Unlock()
 	return s, true, nil
 }
 
