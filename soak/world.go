@@ -8,7 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -64,11 +64,15 @@ func createApp(ctx context.Context, c *cluster.Cluster, ns, name string) error {
 }
 
 // world follows the soak's namespaces in the cluster and records, for
-// every Service and every pod of a headless one, how many ready replicas
-// it has: what judges whether a failed connection had one to go to.
+// every Service and every pod of a headless one, how many ready endpoints
+// the cluster publishes for it: what judges whether a failed connection
+// had somewhere to go. It reads EndpointSlices, not pods, because they are
+// what kube-proxy and every client follow: after an API server outage the
+// controller manager can take a while to publish a pod that is already
+// Ready, and no client could have reached that pod in the meantime.
 type world struct {
 	factory  informers.SharedInformerFactory
-	pods     cache.Indexer
+	slices   cache.Indexer
 	services cache.Indexer
 
 	cancel context.CancelFunc // ends the watches
@@ -80,9 +84,9 @@ type world struct {
 func newWorld(c *cluster.Cluster) *world {
 	f := informers.NewSharedInformerFactory(c.Clientset, 0)
 	w := &world{factory: f, ready: Readiness{}}
-	pods := f.Core().V1().Pods().Informer()
+	slices := f.Discovery().V1().EndpointSlices().Informer()
 	svcs := f.Core().V1().Services().Informer()
-	w.pods, w.services = pods.GetIndexer(), svcs.GetIndexer()
+	w.slices, w.services = slices.GetIndexer(), svcs.GetIndexer()
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { w.changed(obj) },
 		UpdateFunc: func(_, obj any) { w.changed(obj) },
@@ -93,7 +97,7 @@ func newWorld(c *cluster.Cluster) *world {
 			w.changed(obj)
 		},
 	}
-	pods.AddEventHandler(h)
+	slices.AddEventHandler(h)
 	svcs.AddEventHandler(h)
 	return w
 }
@@ -124,32 +128,17 @@ func (w *world) changed(obj any) {
 
 // recount records every target's ready count in ns as the caches hold it.
 func (w *world) recount(ns string, now time.Time) {
-	counts := map[string]int{}
 	svcs, _ := w.services.ByIndex(cache.NamespaceIndex, ns)
-	pods, _ := w.pods.ByIndex(cache.NamespaceIndex, ns)
+	slices, _ := w.slices.ByIndex(cache.NamespaceIndex, ns)
+	var list []*corev1.Service
 	for _, so := range svcs {
-		svc := so.(*corev1.Service)
-		target := ns + "/" + svc.Name
-		counts[target] = 0
-		if len(svc.Spec.Selector) == 0 {
-			continue
-		}
-		sel := labels.SelectorFromSet(svc.Spec.Selector)
-		for _, po := range pods {
-			pod := po.(*corev1.Pod)
-			if !sel.Matches(labels.Set(pod.Labels)) {
-				continue
-			}
-			r := 0
-			if podReady(pod) {
-				r = 1
-			}
-			counts[target] += r
-			if svc.Spec.ClusterIP == corev1.ClusterIPNone {
-				counts[target+"/"+pod.Name] = r
-			}
-		}
+		list = append(list, so.(*corev1.Service))
 	}
+	var sl []*discoveryv1.EndpointSlice
+	for _, o := range slices {
+		sl = append(sl, o.(*discoveryv1.EndpointSlice))
+	}
+	counts := readyCounts(list, sl)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	// Targets gone from the caches have no replica any more.
@@ -165,16 +154,45 @@ func (w *world) recount(ns string, now time.Time) {
 	}
 }
 
-func podReady(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil {
-		return false
+// readyCounts is, for every Service and every pod behind a headless one,
+// how many distinct ready endpoints its EndpointSlices publish. An endpoint
+// listed in two slices (the controller moving it) counts once.
+func readyCounts(svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice) map[string]int {
+	counts := map[string]int{}
+	headless := map[string]bool{}
+	for _, svc := range svcs {
+		target := svc.Namespace + "/" + svc.Name
+		counts[target] = 0
+		headless[target] = svc.Spec.ClusterIP == corev1.ClusterIPNone
 	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
+	seen := map[string]bool{}
+	for _, s := range slices {
+		target := s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]
+		if _, ok := counts[target]; !ok {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			if !endpointReady(ep) || len(ep.Addresses) == 0 {
+				continue
+			}
+			key := target + " " + ep.Addresses[0]
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			counts[target]++
+			if headless[target] && ep.TargetRef != nil && ep.TargetRef.Kind == "Pod" {
+				counts[target+"/"+ep.TargetRef.Name]++
+			}
 		}
 	}
-	return false
+	return counts
+}
+
+// endpointReady follows the API's advice: an unknown (nil) ready condition
+// is read as ready.
+func endpointReady(ep discoveryv1.Endpoint) bool {
+	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
 }
 
 func (w *world) readiness() Readiness {
