@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -130,22 +131,108 @@ func TestBuildHeadless(t *testing.T) {
 	}
 }
 
-func TestSlimKeepsOnlyWhatIsRead(t *testing.T) {
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{
-		Name: "web", Namespace: "demo", Labels: map[string]string{"app": "web"},
-		Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"big":"object"}`},
-		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-	}, Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.1"}}
-	got, err := slim(svc)
-	if err != nil {
-		t.Fatal(err)
+// The caches keep what Build reads: every desired forward built from the
+// objects Get makes of cached ones is the one built from the full objects,
+// which carry everything else the API sends (and slim drops).
+func TestSlimKeepsWhatBuildReads(t *testing.T) {
+	full := func(s *corev1.Service) *corev1.Service {
+		s.Labels = map[string]string{"app": s.Name}
+		s.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"big":"object"}`}
+		s.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+		s.UID, s.ResourceVersion = "uid-1", "42"
+		s.Spec.Selector = map[string]string{"app": s.Name}
+		s.Spec.ClusterIPs = []string{s.Spec.ClusterIP}
+		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+		s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "1.2.3.4"}}
+		for i := range s.Spec.Ports {
+			s.Spec.Ports[i].NodePort = 30000 + int32(i)
+			s.Spec.Ports[i].AppProtocol = ptr.To("http")
+		}
+		return s
 	}
-	s := got.(*corev1.Service)
-	if s.Annotations != nil || s.ManagedFields != nil {
-		t.Errorf("kept annotations %v, managed fields %v", s.Annotations, s.ManagedFields)
+	fullSlice := func(es *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+		es.Labels["endpointslice.kubernetes.io/managed-by"] = "endpointslice-controller.k8s.io"
+		es.Annotations = map[string]string{"endpoints.kubernetes.io/last-change-trigger-time": "2026-11-28T00:00:00Z"}
+		es.OwnerReferences = []metav1.OwnerReference{{Kind: "Service", Name: "web"}}
+		for i := range es.Endpoints {
+			ep := &es.Endpoints[i]
+			ep.Addresses = append(ep.Addresses, "10.0.0.99")
+			ep.Zone = ptr.To("zone-a")
+			ep.Hints = &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "zone-a"}}}
+			ep.DeprecatedTopology = map[string]string{"kubernetes.io/hostname": "n1"}
+			ep.Conditions.Serving = ptr.To(true)
+			if ep.TargetRef != nil {
+				ep.TargetRef.UID, ep.TargetRef.ResourceVersion = "pod-uid", "7"
+			}
+		}
+		return es
 	}
-	if s.Labels["app"] != "web" || s.Spec.ClusterIP != "10.0.0.1" || s.Name != "web" {
-		t.Errorf("dropped what is read: %+v", s)
+	http := map[string]int32{"http": 8080, "metrics": 9100}
+	headless := func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone }
+	fqdn := fullSlice(slice("web", http, epSpec{pod: "web-z", ready: true}))
+	fqdn.AddressType = discoveryv1.AddressTypeFQDN
+	cases := []struct {
+		name   string
+		svc    *corev1.Service
+		slices []*discoveryv1.EndpointSlice
+	}{
+		{"cluster IP", full(svc("web", func(s *corev1.Service) { s.Spec.ClusterIP = "10.96.0.1" },
+			sp("http", 80, corev1.ProtocolTCP), sp("metrics", 9090, ""), sp("dns", 53, corev1.ProtocolUDP))),
+			[]*discoveryv1.EndpointSlice{fullSlice(slice("web", http,
+				epSpec{pod: "web-b", ready: true, node: "n2"}, epSpec{pod: "web-a", ready: true, node: "n1"},
+				epSpec{pod: "web-c", ending: true}, epSpec{notPod: true, ready: true})), fqdn}},
+		{"headless", full(svc("db", headless, sp("pg", 5432, corev1.ProtocolTCP), sp("admin", 5433, corev1.ProtocolTCP))),
+			[]*discoveryv1.EndpointSlice{fullSlice(slice("db", map[string]int32{"pg": 5432, "admin": 0},
+				epSpec{pod: "db-0", ready: true, hostname: "primary"}, epSpec{pod: "db-1", hostname: "db-1"}))}},
+		{"external name", full(svc("ext", func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "example.com"
+		}, sp("https", 443, corev1.ProtocolTCP))), nil},
+		{"not pods", full(svc("legacy", nil, sp("http", 80, corev1.ProtocolTCP))),
+			[]*discoveryv1.EndpointSlice{fullSlice(slice("legacy", map[string]int32{"http": 80}, epSpec{ready: true, notPod: true}))}},
+		{"no ports", full(svc("empty", nil)), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := Build("ctx", c.svc, c.slices, Mapping{80: 8080})
+			s, err := slim(c.svc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var slimmed []*discoveryv1.EndpointSlice
+			for _, es := range c.slices {
+				o, err := slim(es)
+				if err != nil {
+					t.Fatal(err)
+				}
+				slimmed = append(slimmed, o.(*cachedSlice).endpointSlice())
+				if again, _ := slim(o); again != o {
+					t.Errorf("slim of a cached slice made another object")
+				}
+			}
+			if got := Build("ctx", s.(*cachedService).service(), slimmed, Mapping{80: 8080}); !reflect.DeepEqual(got, want) {
+				t.Errorf("built from slimmed objects:\n got %+v\nwant %+v", got, want)
+			}
+			// The originals are left as they were; the copies hold none
+			// of what is never read.
+			if c.svc.Annotations == nil || c.svc.Spec.Selector == nil {
+				t.Errorf("slim changed the original Service: %+v", c.svc)
+			}
+			if got := s.(*cachedService).service(); got.Annotations != nil || got.ManagedFields != nil || got.Labels != nil ||
+				got.Spec.Selector != nil || got.Spec.ClusterIPs != nil || got.Status.LoadBalancer.Ingress != nil {
+				t.Errorf("slimmed Service kept what is never read: %+v", got)
+			}
+			for _, es := range slimmed {
+				if len(es.Labels) != 1 || es.Annotations != nil || es.OwnerReferences != nil {
+					t.Errorf("slimmed slice kept labels %v, annotations %v, owners %v", es.Labels, es.Annotations, es.OwnerReferences)
+				}
+				for _, ep := range es.Endpoints {
+					if len(ep.Addresses) != 1 || ep.Zone != nil || ep.Hints != nil || ep.DeprecatedTopology != nil ||
+						(ep.TargetRef != nil && ep.TargetRef.UID != "") {
+						t.Errorf("slimmed endpoint kept what is never read: %+v", ep)
+					}
+				}
+			}
+		})
 	}
 	// Tombstones and anything else pass through untouched.
 	if got, _ := slim("other"); got != "other" {

@@ -85,19 +85,6 @@ func New(opts Options, onChange func(Key)) (*Catalog, error) {
 	return c, nil
 }
 
-// slim drops what kubefwd never reads before an object enters the cache:
-// managed fields and annotations (kubectl's last-applied-configuration
-// alone repeats the whole object). With thousands of Services and
-// EndpointSlices they are most of the informers' memory. Labels stay: the
-// EndpointSlice's service-name label is how slices find their Service.
-func slim(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-		m.SetAnnotations(nil)
-	}
-	return obj, nil
-}
-
 func (c *Catalog) newWatch(ns string) (*watch, error) {
 	w := &watch{namespace: ns, settled: make(chan struct{})}
 	byNamespace := cache.SharedIndexInformerOptions{Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}}
@@ -163,23 +150,19 @@ func (c *Catalog) start(w *watch) {
 }
 
 func sliceService(obj any) ([]string, error) {
-	es, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
+	es, ok := obj.(*cachedSlice)
+	if !ok || es.service == "" {
 		return nil, nil
 	}
-	name := es.Labels[discoveryv1.LabelServiceName]
-	if name == "" {
-		return nil, nil
-	}
-	return []string{es.Namespace + "/" + name}, nil
+	return []string{es.namespace + "/" + es.service}, nil
 }
 
 func (c *Catalog) notifyService(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	if svc, ok := obj.(*corev1.Service); ok {
-		c.onChange(Key{c.opts.Context, svc.Namespace, svc.Name})
+	if svc, ok := obj.(*cachedService); ok {
+		c.onChange(Key{c.opts.Context, svc.namespace, svc.name})
 	}
 }
 
@@ -187,10 +170,8 @@ func (c *Catalog) notifySlice(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	if es, ok := obj.(*discoveryv1.EndpointSlice); ok {
-		if name := es.Labels[discoveryv1.LabelServiceName]; name != "" {
-			c.onChange(Key{c.opts.Context, es.Namespace, name})
-		}
+	if es, ok := obj.(*cachedSlice); ok && es.service != "" {
+		c.onChange(Key{c.opts.Context, es.namespace, es.service})
 	}
 }
 
@@ -256,8 +237,8 @@ func (c *Catalog) SetNamespaces(namespaces []string) (added, removed []string, e
 			w.cancel()
 		}
 		for _, obj := range w.services.GetStore().List() {
-			svc := obj.(*corev1.Service)
-			c.onChange(Key{c.opts.Context, svc.Namespace, svc.Name})
+			svc := obj.(*cachedService)
+			c.onChange(Key{c.opts.Context, svc.namespace, svc.name})
 		}
 		c.retired.Go(w.running.Wait)
 	}
@@ -343,14 +324,14 @@ func (c *Catalog) Get(key Key) (*corev1.Service, []*discoveryv1.EndpointSlice, e
 	if !exists {
 		return nil, nil, apierrors.NewNotFound(corev1.Resource("services"), key.Name)
 	}
-	svc := obj.(*corev1.Service)
+	svc := obj.(*cachedService).service()
 	objs, err := w.slices.GetIndexer().ByIndex(byServiceIndex, key.Namespace+"/"+key.Name)
 	if err != nil {
 		return nil, nil, err
 	}
 	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
 	for _, o := range objs {
-		out = append(out, o.(*discoveryv1.EndpointSlice))
+		out = append(out, o.(*cachedSlice).endpointSlice())
 	}
 	slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
 	return svc, out, nil
@@ -363,8 +344,8 @@ func (c *Catalog) Keys() []Key {
 	var keys []Key
 	for _, w := range c.watches {
 		for _, obj := range w.services.GetStore().List() {
-			svc := obj.(*corev1.Service)
-			keys = append(keys, Key{c.opts.Context, svc.Namespace, svc.Name})
+			svc := obj.(*cachedService)
+			keys = append(keys, Key{c.opts.Context, svc.namespace, svc.name})
 		}
 	}
 	return keys

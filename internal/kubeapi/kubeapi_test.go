@@ -2,7 +2,11 @@ package kubeapi_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +135,31 @@ func TestInformers(t *testing.T) {
 	}
 	if _, ok, _ := services.GetStore().GetByKey(ns + "/hidden"); ok {
 		t.Error("a Service the label selector leaves out arrived")
+	}
+}
+
+// Lists are asked for in protobuf, as kubectl asks for built-in types, with
+// JSON acceptable: a server (or proxy) answering JSON is understood.
+func TestAsksForProtobufAcceptsJSON(t *testing.T) {
+	var accept string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept = r.Header.Get("Accept")
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"kind":"NamespaceList","apiVersion":"v1","metadata":{},"items":[{"metadata":{"name":"demo"}}]}`)
+	}))
+	defer srv.Close()
+	client, err := kubeapi.New(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := client.Namespaces(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(accept, "application/vnd.kubernetes.protobuf") || !strings.Contains(accept, "application/json") {
+		t.Errorf("Accept = %q, want protobuf first and JSON too", accept)
+	}
+	if len(list.Items) != 1 || list.Items[0].Name != "demo" {
+		t.Errorf("namespaces = %+v", list.Items)
 	}
 }
