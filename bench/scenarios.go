@@ -536,7 +536,7 @@ func (b *bench) startup(ctx context.Context, spec seed.Spec, runs int, cold, lar
 				heapLive.Kubefwd = append(heapLive.Kubefwd, m["go_memstats_heap_inuse_bytes"]/(1<<20))
 				heapKept.Kubefwd = append(heapKept.Kubefwd, (m["go_memstats_heap_idle_bytes"]-m["go_memstats_heap_released_bytes"])/(1<<20))
 				stacks.Kubefwd = append(stacks.Kubefwd, m["go_memstats_stack_inuse_bytes"]/(1<<20))
-				stacks.Note = fmt.Sprintf("%.0f goroutines (one accept loop per listener)", m["go_goroutines"])
+				stacks.Note = fmt.Sprintf("%.0f goroutines (one goroutine waits on every listener)", m["go_goroutines"])
 				heapKept.Note = "freed by the garbage collector and not yet returned to the system (kubefwd lets the heap grow to 1.5× what is live)"
 			}
 			var lat []float64

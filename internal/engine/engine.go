@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/kubefwd/kubefwd/internal/acceptor"
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/forward"
@@ -118,7 +119,8 @@ type Engine struct {
 	// it is retried); guarded by mu.
 	hostsErr string
 	conns    map[net.Conn]struct{}
-	serving  sync.WaitGroup // accept loops and connections
+	accept   *acceptor.Acceptor // the listeners'; set by Run
+	serving  sync.WaitGroup     // connections
 
 	started  time.Time
 	statusMu sync.Mutex
@@ -238,6 +240,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	e.accept = acceptor.New()
 	var bg sync.WaitGroup
 	var synced sync.WaitGroup
 	for _, cl := range e.clusters {
@@ -295,6 +298,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, f := range e.forwards {
 		f.closeAll()
 	}
+	e.accept.Close()
 	stopServing()
 	e.mu.Lock()
 	for c := range e.conns {

@@ -45,8 +45,12 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 			}
 			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
 			pf.counters.Trouble.OnChange = func(st forward.TroubleState) { e.troubleChanged(o, pf, st) }
+			if err := e.serve(serveCtx, cl, o, pf); err != nil {
+				ln.Close()
+				errs = append(errs, fmt.Errorf("cannot serve %s: %w", ln.Addr(), err))
+				continue
+			}
 			have[p.Local] = pf
-			e.serve(serveCtx, cl, o, pf)
 			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
 		}
 		pf.name = p.Name
@@ -110,41 +114,36 @@ func (o origin) String() string {
 	return o.key.String() + "/" + o.pod
 }
 
-// serve accepts connections on pf until its listener closes.
-func (e *Engine) serve(serveCtx context.Context, cl *cluster, o origin, pf *portForward) {
-	name := fmt.Sprintf("%s:%d", o, pf.port)
-	e.serving.Add(1)
-	go func() {
-		defer e.serving.Done()
-		for {
-			conn, err := pf.ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				e.log.Warn("accept failed", "forward", name, "err", err)
-				time.Sleep(50 * time.Millisecond)
-				continue
+// serve hands the connections accepted on pf's listener to the proxy until
+// the listener closes; pf.ln becomes the acceptor's listener.
+func (e *Engine) serve(serveCtx context.Context, cl *cluster, o origin, pf *portForward) error {
+	// The forward's name is made per connection, not kept per listener:
+	// with thousands of idle listeners those strings add up.
+	name := func() string { return o.String() + ":" + strconv.Itoa(int(pf.port)) }
+	ln, err := e.accept.Serve(pf.ln, func(conn net.Conn) {
+		e.mu.Lock()
+		e.conns[conn] = struct{}{}
+		e.mu.Unlock()
+		e.serving.Go(func() {
+			if err := cl.proxy.Serve(serveCtx, conn, name(), pf.eps, pf.counters); err != nil && serveCtx.Err() == nil {
+				pf.lastErr.Store(&failure{at: time.Now(), msg: err.Error()})
+				e.events.emit(api.Event{
+					Type: api.EventConnectionFailed, Context: o.key.Context, Namespace: o.key.Namespace, Service: o.key.Name, Pod: o.pod,
+					Message: fmt.Sprintf("port %d: %v", pf.port, err),
+				})
 			}
 			e.mu.Lock()
-			e.conns[conn] = struct{}{}
+			delete(e.conns, conn)
 			e.mu.Unlock()
-			e.serving.Add(1)
-			go func() {
-				defer e.serving.Done()
-				if err := cl.proxy.Serve(serveCtx, conn, name, pf.eps, pf.counters); err != nil && serveCtx.Err() == nil {
-					pf.lastErr.Store(&failure{at: time.Now(), msg: err.Error()})
-					e.events.emit(api.Event{
-						Type: api.EventConnectionFailed, Context: o.key.Context, Namespace: o.key.Namespace, Service: o.key.Name, Pod: o.pod,
-						Message: fmt.Sprintf("port %d: %v", pf.port, err),
-					})
-				}
-				e.mu.Lock()
-				delete(e.conns, conn)
-				e.mu.Unlock()
-			}()
-		}
-	}()
+		})
+	}, func(err error) {
+		e.log.Warn("accept failed", "forward", name(), "err", err)
+	})
+	if err != nil {
+		return err
+	}
+	pf.ln = ln
+	return nil
 }
 
 func listenError(addr netip.Addr, port int32, err error) error {
