@@ -42,6 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage,view (default all)")
 	profile := fs.String("profile-dir", "", "write kubefwd's CPU and allocation profiles for each scenario under this directory")
 	render := fs.String("render", "", "only write the report again from a results JSON file (after changing the report's text)")
+	baseline := fs.String("baseline", "", "also compare with kubefwd built from this commit of the repository (e.g. a tag, or main~10): warm new-connection latency and one connection's throughput, alternately in the same run")
 	scales := fs.String("scales", "", "startup scales, small and large, as NxM,NxM (default 5x100,10x300; 2x10,3x20 with --quick)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,13 +75,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, s := range strings.Split(*only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			switch s {
-			case "throughput", "latency", "failover", "startup", "outage", "view":
+			case "throughput", "latency", "failover", "startup", "outage", "view", "baseline":
 				want[s] = true
 			default:
 				fmt.Fprintf(stderr, "bench: --only %q: unknown scenario\n", s)
 				return 2
 			}
 		}
+	}
+	var baseRev string
+	if *baseline != "" {
+		out, err := exec.Command("git", "rev-parse", "--verify", "--quiet", *baseline+"^{commit}").Output()
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: --baseline %q: not a commit of this repository\n", *baseline)
+			return 2
+		}
+		baseRev = strings.TrimSpace(string(out))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -99,14 +109,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	if err := runBench(ctx, stdout, stderr, *quick, *pairs, *out, *results, *profile, want, specs); err != nil {
+	if err := runBench(ctx, stdout, stderr, *quick, *pairs, *out, *results, *profile, baseRev, want, specs); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int, out, resultsDir, profile string, want map[string]bool, specs []seed.Spec) error {
+func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int, out, resultsDir, profile, baseRev string, want map[string]bool, specs []seed.Spec) error {
 	started := time.Now()
 	dir, err := os.MkdirTemp("", "kubefwd-bench-")
 	if err != nil {
@@ -125,6 +135,14 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 	if err != nil {
 		return err
 	}
+	var baselineBin string
+	if baseRev != "" {
+		fmt.Fprintf(logw, "bench: building kubefwd %.12s (--baseline)\n", baseRev)
+		baselineBin = filepath.Join(dir, "kubefwd-baseline")
+		if err := buildBaseline(ctx, baseRev, filepath.Join(dir, "baseline-src"), baselineBin); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(logw, "bench: starting the devcluster")
 	c, err := cluster.Start(ctx, cluster.Options{Log: logw})
 	if err != nil {
@@ -138,7 +156,8 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 	if err := seed.Apply(ctx, c, seed.Spec{Name: "demo"}); err != nil {
 		return fmt.Errorf("seed demo: %w", err)
 	}
-	b := &bench{c: c, kubefwd: kubefwd, settled: map[string]float64{}, kubectl: c.Binaries.Path("kubectl"), dir: dir, quick: quick, pairs: pairs, profile: profile}
+	b := &bench{c: c, kubefwd: kubefwd, settled: map[string]float64{}, kubectl: c.Binaries.Path("kubectl"), dir: dir, quick: quick, pairs: pairs, profile: profile,
+		baseline: baselineBin, baselineRev: baseRev}
 
 	small, large := seed.Spec{Name: "scale", Namespaces: 5, ServicesPerNamespace: 100}, seed.Spec{Name: "scale", Namespaces: 10, ServicesPerNamespace: 300}
 	startupRuns := 3
@@ -177,6 +196,9 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 			return all, nil
 		}},
 		{"view", func(ctx context.Context) ([]Result, error) { return b.view(ctx, large) }},
+	}
+	if baselineBin != "" {
+		steps = append(steps, step{"baseline", b.againstBaseline})
 	}
 	// A scenario that cannot run is a row in the report, not the end of
 	// the run: the others' numbers are still worth having.
@@ -296,6 +318,22 @@ func rerender(results, out string) error {
 // a release (static, no symbol tables, no paths), so that its size and the
 // executable's share of its memory are what users run, and reports the
 // binary's size.
+// buildBaseline builds kubefwd at commit the way buildKubefwd builds
+// today's, in a worktree of its own under tree (removed after).
+func buildBaseline(ctx context.Context, commit, tree, out string) error {
+	if msg, err := exec.CommandContext(ctx, "git", "worktree", "add", "--detach", tree, commit).CombinedOutput(); err != nil {
+		return fmt.Errorf("--baseline: git worktree add: %v\n%s", err, msg)
+	}
+	defer exec.Command("git", "worktree", "remove", "--force", tree).Run()
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/kubefwd")
+	build.Dir = tree
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("--baseline: go build at %.12s: %v\n%s", commit, err, msg)
+	}
+	return nil
+}
+
 func buildKubefwd(ctx context.Context, out string) (Result, error) {
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/kubefwd")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -76,11 +76,19 @@ type bench struct {
 	// settled is the settled RSS (MB) of the run without connections, by
 	// scale, for the tunnels' share of the connected run's.
 	settled map[string]float64
+	// baseline is an earlier kubefwd to compare with (--baseline): its
+	// binary and the commit it was built from; "" for none.
+	baseline, baselineRev string
 }
 
 // startKubefwd runs kubefwd svc on its own hosts file and returns it with
 // the hosts file's path. Port 80 is mapped to 8080 so no root is needed.
 func (b *bench) startKubefwd(tag string, extra ...string) (*forwarder, string, error) {
+	return b.startKubefwdBinary(b.kubefwd, tag, extra...)
+}
+
+// startKubefwdBinary is startKubefwd with another kubefwd binary.
+func (b *bench) startKubefwdBinary(binary, tag string, extra ...string) (*forwarder, string, error) {
 	dir := filepath.Join(b.dir, "kubefwd-"+tag)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
@@ -94,7 +102,7 @@ func (b *bench) startKubefwd(tag string, extra ...string) (*forwarder, string, e
 	if b.profile != "" {
 		args = append(args, "--profile-dir", filepath.Join(b.profile, tag))
 	}
-	f, err := start("kubefwd", b.kubefwd, args...)
+	f, err := start("kubefwd", binary, args...)
 	return f, hostsPath, err
 }
 
@@ -112,7 +120,12 @@ func (b *bench) kubefwdWeb(ctx context.Context, tag string) (*forwarder, string,
 // addresses (port 8080: web's 80 is mapped there) of names, once each
 // answers through it.
 func (b *bench) kubefwdDemo(ctx context.Context, tag string, names ...string) (*forwarder, []string, error) {
-	kf, hostsPath, err := b.startKubefwd(tag, "-n", "demo")
+	return b.kubefwdDemoBinary(ctx, b.kubefwd, tag, names...)
+}
+
+// kubefwdDemoBinary is kubefwdDemo with another kubefwd binary.
+func (b *bench) kubefwdDemoBinary(ctx context.Context, binary, tag string, names ...string) (*forwarder, []string, error) {
+	kf, hostsPath, err := b.startKubefwdBinary(binary, tag, "-n", "demo")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,6 +16,9 @@ type Result struct {
 	// Raw numbers, in run order (pairs: kubefwd[i] ran next to kubectl[i]).
 	Kubefwd []float64 `json:"kubefwd"`
 	Kubectl []float64 `json:"kubectl,omitempty"`
+	// Against names what the second column ran instead of kubectl (an
+	// earlier kubefwd, for --baseline); "" for kubectl.
+	Against string `json:"against,omitempty"`
 	// Ratios are kubefwd/kubectl per pair; Ratio is their median.
 	Ratios []float64 `json:"ratios,omitempty"`
 	Ratio  float64   `json:"ratio,omitempty"`
@@ -36,12 +40,26 @@ type goal struct {
 var reported = goal{text: "reported"}
 
 // ratioAtLeast and ratioAtMost judge the median per-pair ratio to kubectl.
-func ratioAtLeast(x float64) goal {
-	return goal{fmt.Sprintf("≥ %.1f× kubectl", x), func(r Result) bool { return len(r.Ratios) > 0 && r.Ratio >= x }}
+func ratioAtLeast(x float64) goal { return ratioAtLeastOf(x, "kubectl") }
+
+func ratioAtMost(x float64) goal { return ratioAtMostOf(x, "kubectl") }
+
+// ratioAtLeastOf and ratioAtMostOf judge the median per-pair ratio to what
+// ran in the second column.
+func ratioAtLeastOf(x float64, what string) goal {
+	return goal{fmt.Sprintf("≥ %s× %s", factor(x), what), func(r Result) bool { return len(r.Ratios) > 0 && r.Ratio >= x }}
 }
 
-func ratioAtMost(x float64) goal {
-	return goal{fmt.Sprintf("≤ %.1f× kubectl", x), func(r Result) bool { return len(r.Ratios) > 0 && r.Ratio <= x }}
+func ratioAtMostOf(x float64, what string) goal {
+	return goal{fmt.Sprintf("≤ %s× %s", factor(x), what), func(r Result) bool { return len(r.Ratios) > 0 && r.Ratio <= x }}
+}
+
+// factor writes x with a decimal always: 1.0, 0.95.
+func factor(x float64) string {
+	if x == float64(int64(x)) {
+		return fmt.Sprintf("%.1f", x)
+	}
+	return strconv.FormatFloat(x, 'f', -1, 64)
 }
 
 // medianAtLeast and medianAtMost judge the median of kubefwd's runs.
@@ -157,6 +175,9 @@ func Markdown(env Environment, results []Result, notes []string) string {
 		kubectl, ratio := "—", "—"
 		if len(r.Kubectl) > 0 {
 			kubectl = num(r.KubectlMedian())
+			if r.Against != "" {
+				kubectl += " (" + r.Against + ")"
+			}
 		}
 		if len(r.Ratios) > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.Ratio)

@@ -207,6 +207,69 @@ func (b *bench) latency(ctx context.Context) ([]Result, error) {
 	return []Result{p50, p99}, nil
 }
 
+// againstBaseline is scenario 7 (with --baseline): today's kubefwd and the
+// one built from an earlier commit, alternately in one run, each started on
+// the demo namespace: warm new-connection latency to web (after a first
+// connection, so a tunnel is open), then one connection's throughput and
+// the CPU it took. Today's must stay within 5 % of the earlier one's.
+func (b *bench) againstBaseline(ctx context.Context) ([]Result, error) {
+	size, perRun := int64(1<<30), 200
+	if b.quick {
+		size, perRun = 64*mib, 40
+	}
+	scenario := fmt.Sprintf("7 against kubefwd %.7s", b.baselineRev)
+	against := fmt.Sprintf("%.7s", b.baselineRev)
+	p50 := newResult(scenario, "warm new-connection p50 ms", ratioAtMostOf(1.05, against))
+	mbs := newResult(scenario, fmt.Sprintf("MB/s, 1 connection (%d MiB)", size/mib), ratioAtLeastOf(0.95, against))
+	cpu := newResult(scenario, "CPU seconds / GiB (1 connection)", reported)
+	for run := range b.pairs {
+		// Which goes first alternates, so that neither always meets the
+		// cluster as the other left it.
+		order := []int{0, 1}
+		if run%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			binary := []string{b.kubefwd, b.baseline}[i]
+			kf, addrs, err := b.kubefwdDemoBinary(ctx, binary, fmt.Sprintf("baseline-%d-%d", run, i), "web")
+			if err != nil {
+				return nil, err
+			}
+			lat, took, cpuSecs, err := func() (float64, time.Duration, float64, error) {
+				defer kf.stop()
+				var run []float64
+				for range perRun {
+					start := time.Now()
+					if _, err := get(addrs[0], "/"); err != nil {
+						return 0, 0, 0, fmt.Errorf("request: %w", err)
+					}
+					run = append(run, float64(time.Since(start).Microseconds())/1000)
+				}
+				before, _ := procstat.CPUSeconds(kf.pid())
+				took, err := download(addrs[0], size)
+				after, _ := procstat.CPUSeconds(kf.pid())
+				return percentile(run, 50), took, after - before, err
+			}()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", []string{"today's kubefwd", "baseline"}[i], err)
+			}
+			v := []*[]float64{&p50.Kubefwd, &mbs.Kubefwd, &cpu.Kubefwd}
+			if i == 1 {
+				v = []*[]float64{&p50.Kubectl, &mbs.Kubectl, &cpu.Kubectl}
+			}
+			*v[0] = append(*v[0], lat)
+			*v[1] = append(*v[1], float64(size)/took.Seconds()/1e6)
+			*v[2] = append(*v[2], cpuSecs/(float64(size)/(1<<30)))
+		}
+	}
+	for _, r := range []*Result{&p50, &mbs, &cpu} {
+		r.Against = "kubefwd " + against
+		r.pair()
+	}
+	p50.Note = fmt.Sprintf("the second column is kubefwd built from %.12s the same way (static, stripped), started afresh for each of the %d pairs (which runs first alternates); %d connections per run, the first of them opening the pod's tunnel", b.baselineRev, b.pairs, perRun)
+	return []Result{p50, mbs, cpu}, nil
+}
+
 // failover is scenario 6: a request every 10 ms while the pod serving them
 // is deleted, and while one pod's backend is dead behind an endpoint that
 // stays ready (only retrying on another endpoint saves those requests).

@@ -70,6 +70,19 @@ type Proxy struct {
 	pool *Pool
 	log  *slog.Logger
 	opts ProxyOptions
+	// bufs recycles the copy buffers, two per connection: allocating
+	// 64 KB for each of many short connections kept the garbage collector
+	// busy enough to show in new-connection latency.
+	bufs sync.Pool // of *[copyBuffer]byte
+}
+
+const copyBuffer = 32 << 10
+
+func (p *Proxy) buffer() *[copyBuffer]byte {
+	if b, ok := p.bufs.Get().(*[copyBuffer]byte); ok {
+		return b
+	}
+	return new([copyBuffer]byte)
 }
 
 // NewProxy returns a Proxy using pool.
@@ -285,7 +298,10 @@ func (p *Proxy) pipe(client net.Conn, s *Stream, r *replay, c *Counters) (retry 
 	upDone := make(chan error, 1)
 	go func() { upDone <- p.upstream(client, s, r, c) }()
 
-	buf := make([]byte, 32<<10)
+	// Every return below has waited for upstream; nothing holds buf after.
+	b := p.buffer()
+	defer p.bufs.Put(b)
+	buf := b[:]
 	n, rerr := s.Read(buf)
 	if n == 0 {
 		// Nothing came back. If the kubelet reports a failure, try elsewhere.
@@ -327,7 +343,9 @@ func (p *Proxy) pipe(client net.Conn, s *Stream, r *replay, c *Counters) (retry 
 
 // upstream copies client → pod, recording for replay until the pod answers.
 func (p *Proxy) upstream(client net.Conn, s *Stream, r *replay, c *Counters) error {
-	buf := make([]byte, 32<<10)
+	b := p.buffer()
+	defer p.bufs.Put(b)
+	buf := b[:]
 	for {
 		n, err := client.Read(buf)
 		if n > 0 {
