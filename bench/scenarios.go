@@ -207,7 +207,7 @@ func (b *bench) latency(ctx context.Context) ([]Result, error) {
 	return []Result{p50, p99}, nil
 }
 
-// againstBaseline is scenario 7 (with --baseline): today's kubefwd and the
+// againstBaseline is scenario 8 (with --baseline): today's kubefwd and the
 // one built from an earlier commit, alternately in one run, each started on
 // the demo namespace: warm new-connection latency to web (after a first
 // connection, so a tunnel is open), then one connection's throughput and
@@ -217,7 +217,7 @@ func (b *bench) againstBaseline(ctx context.Context) ([]Result, error) {
 	if b.quick {
 		size, perRun = 64*mib, 40
 	}
-	scenario := fmt.Sprintf("7 against kubefwd %.7s", b.baselineRev)
+	scenario := fmt.Sprintf("8 against kubefwd %.7s", b.baselineRev)
 	against := fmt.Sprintf("%.7s", b.baselineRev)
 	p50 := newResult(scenario, "warm new-connection p50 ms", ratioAtMostOf(1.05, against))
 	mbs := newResult(scenario, fmt.Sprintf("MB/s, 1 connection (%d MiB)", size/mib), ratioAtLeastOf(0.95, against))
