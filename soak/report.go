@@ -142,7 +142,7 @@ func Markdown(r *Results) string {
 		"two throttled 32 MiB downloads, three keep-alive connections echoing a request every 0.5 s) and faults " +
 		"come one after the other in an order drawn from the seed. A failed connection is excused when a fault " +
 		"that may break it was running (or its names had not answered again yet), or when its Service had no " +
-		"ready replica; every other failure counts against the first goal. Raw numbers are in `soak/results/`.\n\n")
+		"ready replica (a ready endpoint in its EndpointSlices: what any client of the Service can reach); every other failure counts against the first goal. Raw numbers are in `soak/results/`.\n\n")
 	fmt.Fprintf(&b, "%s run · seed %d (`make soak ARGS=--seed=%d` replays the schedule) · %s UTC · %d cores · %s · faults for %.1f min\n\n",
 		r.Mode, r.Seed, r.Seed, r.Started.UTC().Format("2006-01-02 15:04"), r.Cores, r.Go, r.minutes())
 	fmt.Fprintf(&b, "%d names; operations completed: %d short requests, %d downloads, %d echoes (%d echo reconnections, each after the server closed an idle keep-alive connection or one broke)\n\n",
