@@ -122,7 +122,7 @@ func newRoot(streams Streams, in *interrupts) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return UsageError{Err: err} })
-	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams, in), newHelperCommand(streams), newExecAsUserCommand())
+	root.AddCommand(newVersionCommand(streams), newSvcCommand(streams, in), newHelperCommand(streams), newExecAsUserCommand(), newRelayCommand(streams))
 	// The verbs that steer a running instance link none of the engine.
 	root.AddCommand(ctl.Commands(streams, Version())...)
 	return root

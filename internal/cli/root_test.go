@@ -44,6 +44,9 @@ func TestUsageErrors(t *testing.T) {
 		{"version", "extra"},
 		{"version", "--no-such-flag"},
 		{"no-such-verb"},
+		{"relay", "--listen", "127.0.0.1:notaport"},
+		{"relay", "--idle-exit", "-1s"},
+		{"relay", "extra"},
 	} {
 		code, out, errs := run(args...)
 		if code != ExitUsage {
@@ -78,5 +81,14 @@ func TestViewNeedsATerminal(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(hostsPath); string(data) != "127.0.0.1 localhost\n" {
 		t.Errorf("the hosts file changed: %q", data)
+	}
+}
+
+// The relay ends by itself, successfully, when nobody uses it, so that a
+// relay pod whose kubefwd vanished goes away.
+func TestRelayEndsWhenIdle(t *testing.T) {
+	code, _, errs := run("relay", "--listen", "127.0.0.1:0", "--idle-exit", "300ms")
+	if code != ExitOK || !strings.Contains(errs, "idle limit") {
+		t.Errorf("exit %d, log %q", code, errs)
 	}
 }
