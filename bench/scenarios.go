@@ -182,13 +182,9 @@ func (b *bench) latency(ctx context.Context) ([]Result, error) {
 	p99 := newResult("4 new-connection latency, warm", "p99 ms", reported)
 	for range b.pairs {
 		for i, addr := range []string{kfAddr, kcAddr} {
-			var run []float64
-			for range perRun {
-				start := time.Now()
-				if _, err := get(addr, "/"); err != nil {
-					return nil, fmt.Errorf("request: %w", err)
-				}
-				run = append(run, float64(time.Since(start).Microseconds())/1000)
+			run, err := timeRequests(addr, perRun)
+			if err != nil {
+				return nil, err
 			}
 			all[i] = append(all[i], run...)
 			if i == 0 {
@@ -205,6 +201,20 @@ func (b *bench) latency(ctx context.Context) ([]Result, error) {
 	p50.pair()
 	p99.pair()
 	return []Result{p50, p99}, nil
+}
+
+// timeRequests makes n requests to addr one after the other, each on a new
+// connection, and returns how long each took, in ms.
+func timeRequests(addr string, n int) ([]float64, error) {
+	var ms []float64
+	for range n {
+		start := time.Now()
+		if _, err := get(addr, "/"); err != nil {
+			return nil, fmt.Errorf("request: %w", err)
+		}
+		ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+	}
+	return ms, nil
 }
 
 // againstBaseline is scenario 8 (with --baseline): today's kubefwd and the
@@ -237,13 +247,9 @@ func (b *bench) againstBaseline(ctx context.Context) ([]Result, error) {
 			}
 			lat, took, cpuSecs, err := func() (float64, time.Duration, float64, error) {
 				defer kf.stop()
-				var run []float64
-				for range perRun {
-					start := time.Now()
-					if _, err := get(addrs[0], "/"); err != nil {
-						return 0, 0, 0, fmt.Errorf("request: %w", err)
-					}
-					run = append(run, float64(time.Since(start).Microseconds())/1000)
+				run, err := timeRequests(addrs[0], perRun)
+				if err != nil {
+					return 0, 0, 0, err
 				}
 				before, _ := procstat.CPUSeconds(kf.pid())
 				took, err := download(addrs[0], size)
