@@ -344,8 +344,22 @@ func (s *Stream) setRemote(msg []byte) {
 // Read reads what the pod sent.
 func (s *Stream) Read(p []byte) (int, error) { return s.c.Read(p) }
 
-// Write sends to the pod.
-func (s *Stream) Write(p []byte) (int, error) { return s.c.Write(p) }
+// Write sends to the pod. A write fails when the pod side has ended the
+// stream; when the kubelet said why (a port nothing serves), that is the
+// error, rather than the transport's "close sent".
+func (s *Stream) Write(p []byte) (int, error) {
+	n, err := s.c.Write(p)
+	if err != nil {
+		if remote := s.RemoteErr(remoteAfterWrite); remote != nil {
+			return n, remote
+		}
+	}
+	return n, err
+}
+
+// remoteAfterWrite is how long a failed write waits for the kubelet's
+// verdict, which is read on its own (it is usually there already).
+const remoteAfterWrite = 250 * time.Millisecond
 
 // CloseWrite tells the pod that no more data will come (a TCP half-close),
 // where the stream's protocol can say so.
