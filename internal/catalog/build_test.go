@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -32,6 +33,7 @@ type epSpec struct {
 	ready    bool
 	hostname string
 	notPod   bool
+	ip       string // default 10.0.0.1
 	node     string
 	ending   bool // terminating
 }
@@ -45,7 +47,11 @@ func slice(svcName string, ports map[string]int32, eps ...epSpec) *discoveryv1.E
 		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr.To(name), Port: ptr.To(p), Protocol: ptr.To(corev1.ProtocolTCP)})
 	}
 	for _, e := range eps {
-		ep := discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(e.ready)}}
+		ip := e.ip
+		if ip == "" {
+			ip = "10.0.0.1"
+		}
+		ep := discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(e.ready)}}
 		if !e.notPod {
 			ep.TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: e.pod, Namespace: "ns"}
 		}
@@ -72,7 +78,7 @@ func TestBuildClusterIP(t *testing.T) {
 	got := Build("ctx", s, []*discoveryv1.EndpointSlice{
 		slice("web", map[string]int32{"http": 8080, "metrics": 9100},
 			epSpec{pod: "web-b", ready: true}, epSpec{pod: "web-a", ready: true}, epSpec{pod: "web-c", ready: false}),
-	}, Mapping{80: 8080})
+	}, BuildOptions{Mapping: Mapping{80: 8080}})
 	if got.NotForwarded != "" || got.Headless {
 		t.Fatalf("got %+v", got)
 	}
@@ -97,15 +103,15 @@ func TestBuildNotForwardable(t *testing.T) {
 		s.Spec.Type = corev1.ServiceTypeExternalName
 		s.Spec.ExternalName = "example.com"
 	}, sp("https", 443, corev1.ProtocolTCP))
-	if got := Build("c", ext, nil, nil); !strings.Contains(got.NotForwarded, "ExternalName") {
+	if got := Build("c", ext, nil, BuildOptions{}); !strings.Contains(got.NotForwarded, "ExternalName") {
 		t.Errorf("ExternalName: %+v", got)
 	}
 	udp := svc("dns", nil, sp("dns", 53, corev1.ProtocolUDP))
-	if got := Build("c", udp, nil, nil); got.NotForwarded == "" || len(got.Skipped) != 1 {
+	if got := Build("c", udp, nil, BuildOptions{}); got.NotForwarded == "" || len(got.Skipped) != 1 {
 		t.Errorf("UDP only: %+v", got)
 	}
 	external := Build("c", svc("legacy", nil, sp("http", 80, corev1.ProtocolTCP)),
-		[]*discoveryv1.EndpointSlice{slice("legacy", map[string]int32{"http": 80}, epSpec{ready: true, notPod: true})}, nil)
+		[]*discoveryv1.EndpointSlice{slice("legacy", map[string]int32{"http": 80}, epSpec{ready: true, notPod: true})}, BuildOptions{})
 	if external.NonPodEndpoints != 1 || !strings.Contains(external.NotForwarded, "not pods") {
 		t.Errorf("endpoints that are not pods: %+v", external)
 	}
@@ -116,7 +122,7 @@ func TestBuildHeadless(t *testing.T) {
 	got := Build("c", s, []*discoveryv1.EndpointSlice{
 		slice("db", map[string]int32{"pg": 5432},
 			epSpec{pod: "db-1", ready: true, hostname: "db-1"}, epSpec{pod: "db-0", ready: false, hostname: "db-0"}),
-	}, nil)
+	}, BuildOptions{})
 	if !got.Headless || len(got.Pods) != 2 {
 		t.Fatalf("got %+v", got)
 	}
@@ -180,7 +186,8 @@ func TestSlimKeepsWhatBuildReads(t *testing.T) {
 			sp("http", 80, corev1.ProtocolTCP), sp("metrics", 9090, ""), sp("dns", 53, corev1.ProtocolUDP))),
 			[]*discoveryv1.EndpointSlice{fullSlice(slice("web", http,
 				epSpec{pod: "web-b", ready: true, node: "n2"}, epSpec{pod: "web-a", ready: true, node: "n1"},
-				epSpec{pod: "web-c", ending: true}, epSpec{notPod: true, ready: true})), fqdn}},
+				epSpec{pod: "web-c", ending: true}, epSpec{notPod: true, ready: true})), fqdn,
+				fullSlice(udpSlice("web", map[string]int32{"dns": 5353}, epSpec{pod: "web-a", ip: "10.0.0.5", ready: true}))}},
 		{"headless", full(svc("db", headless, sp("pg", 5432, corev1.ProtocolTCP), sp("admin", 5433, corev1.ProtocolTCP))),
 			[]*discoveryv1.EndpointSlice{fullSlice(slice("db", map[string]int32{"pg": 5432, "admin": 0},
 				epSpec{pod: "db-0", ready: true, hostname: "primary"}, epSpec{pod: "db-1", hostname: "db-1"}))}},
@@ -192,47 +199,50 @@ func TestSlimKeepsWhatBuildReads(t *testing.T) {
 		{"no ports", full(svc("empty", nil)), nil},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			want := Build("ctx", c.svc, c.slices, Mapping{80: 8080})
-			s, err := slim(c.svc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var slimmed []*discoveryv1.EndpointSlice
-			for _, es := range c.slices {
-				o, err := slim(es)
+		for _, relay := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/relay=%v", c.name, relay), func(t *testing.T) {
+				opts := BuildOptions{Mapping: Mapping{80: 8080}, Relay: relay}
+				want := Build("ctx", c.svc, c.slices, opts)
+				s, err := slim(c.svc)
 				if err != nil {
 					t.Fatal(err)
 				}
-				slimmed = append(slimmed, o.(*cachedSlice).endpointSlice())
-				if again, _ := slim(o); again != o {
-					t.Errorf("slim of a cached slice made another object")
-				}
-			}
-			if got := Build("ctx", s.(*cachedService).service(), slimmed, Mapping{80: 8080}); !reflect.DeepEqual(got, want) {
-				t.Errorf("built from slimmed objects:\n got %+v\nwant %+v", got, want)
-			}
-			// The originals are left as they were; the copies hold none
-			// of what is never read.
-			if c.svc.Annotations == nil || c.svc.Spec.Selector == nil {
-				t.Errorf("slim changed the original Service: %+v", c.svc)
-			}
-			if got := s.(*cachedService).service(); got.Annotations != nil || got.ManagedFields != nil || got.Labels != nil ||
-				got.Spec.Selector != nil || got.Spec.ClusterIPs != nil || got.Status.LoadBalancer.Ingress != nil {
-				t.Errorf("slimmed Service kept what is never read: %+v", got)
-			}
-			for _, es := range slimmed {
-				if len(es.Labels) != 1 || es.Annotations != nil || es.OwnerReferences != nil {
-					t.Errorf("slimmed slice kept labels %v, annotations %v, owners %v", es.Labels, es.Annotations, es.OwnerReferences)
-				}
-				for _, ep := range es.Endpoints {
-					if len(ep.Addresses) != 1 || ep.Zone != nil || ep.Hints != nil || ep.DeprecatedTopology != nil ||
-						(ep.TargetRef != nil && ep.TargetRef.UID != "") {
-						t.Errorf("slimmed endpoint kept what is never read: %+v", ep)
+				var slimmed []*discoveryv1.EndpointSlice
+				for _, es := range c.slices {
+					o, err := slim(es)
+					if err != nil {
+						t.Fatal(err)
+					}
+					slimmed = append(slimmed, o.(*cachedSlice).endpointSlice())
+					if again, _ := slim(o); again != o {
+						t.Errorf("slim of a cached slice made another object")
 					}
 				}
-			}
-		})
+				if got := Build("ctx", s.(*cachedService).service(), slimmed, opts); !reflect.DeepEqual(got, want) {
+					t.Errorf("built from slimmed objects:\n got %+v\nwant %+v", got, want)
+				}
+				// The originals are left as they were; the copies hold none
+				// of what is never read.
+				if c.svc.Annotations == nil || c.svc.Spec.Selector == nil {
+					t.Errorf("slim changed the original Service: %+v", c.svc)
+				}
+				if got := s.(*cachedService).service(); got.Annotations != nil || got.ManagedFields != nil || got.Labels != nil ||
+					got.Spec.Selector != nil || got.Spec.ClusterIPs != nil || got.Status.LoadBalancer.Ingress != nil {
+					t.Errorf("slimmed Service kept what is never read: %+v", got)
+				}
+				for _, es := range slimmed {
+					if len(es.Labels) != 1 || es.Annotations != nil || es.OwnerReferences != nil {
+						t.Errorf("slimmed slice kept labels %v, annotations %v, owners %v", es.Labels, es.Annotations, es.OwnerReferences)
+					}
+					for _, ep := range es.Endpoints {
+						if len(ep.Addresses) != 1 || ep.Zone != nil || ep.Hints != nil || ep.DeprecatedTopology != nil ||
+							(ep.TargetRef != nil && ep.TargetRef.UID != "") {
+							t.Errorf("slimmed endpoint kept what is never read: %+v", ep)
+						}
+					}
+				}
+			})
+		}
 	}
 	// Tombstones and anything else pass through untouched.
 	if got, _ := slim("other"); got != "other" {
@@ -335,7 +345,7 @@ func TestBuildPortsOutOfRange(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Build("c", svc("s", nil, tc.ports...), tc.slices, tc.mapping)
+			got := Build("c", svc("s", nil, tc.ports...), tc.slices, BuildOptions{Mapping: tc.mapping})
 			var local []int32
 			for _, p := range got.Ports {
 				local = append(local, p.Local)
@@ -370,7 +380,7 @@ func TestBuildHeadlessSkipsBadPorts(t *testing.T) {
 		sp("pg", 5432, corev1.ProtocolTCP), sp("admin", 5433, corev1.ProtocolTCP))
 	got := Build("c", s, []*discoveryv1.EndpointSlice{
 		slice("db", map[string]int32{"pg": 5432, "admin": 0}, epSpec{pod: "db-0", ready: true, hostname: "db-0"}),
-	}, nil)
+	}, BuildOptions{})
 	if len(got.Pods) != 1 || len(got.Pods[0].Ports) != 1 || got.Pods[0].Ports[0].Port != 5432 {
 		t.Fatalf("pods = %+v", got.Pods)
 	}
@@ -389,7 +399,7 @@ func TestBuildMembers(t *testing.T) {
 		epSpec{notPod: true, ready: true})
 	v6 := slice("web", ports, epSpec{pod: "web-c", ready: false, node: "n1"}, epSpec{pod: "web-a", ready: false, node: "n1"})
 	v6.Name, v6.AddressType = "web-y", discoveryv1.AddressTypeIPv6
-	got := Build("ctx", svc("web", nil, sp("http", 80, corev1.ProtocolTCP)), []*discoveryv1.EndpointSlice{v4, v6}, nil).Members
+	got := Build("ctx", svc("web", nil, sp("http", 80, corev1.ProtocolTCP)), []*discoveryv1.EndpointSlice{v4, v6}, BuildOptions{}).Members
 	want := []Member{
 		{Pod: "web-a", Node: "n1", IP: "10.0.0.1", Ready: true},
 		{Pod: "web-b", Node: "n2", IP: "10.0.0.1", Terminating: true},
@@ -397,5 +407,100 @@ func TestBuildMembers(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("members:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// udpSlice is slice with its ports' protocol UDP.
+func udpSlice(svcName string, ports map[string]int32, eps ...epSpec) *discoveryv1.EndpointSlice {
+	es := slice(svcName, ports, eps...)
+	for i := range es.Ports {
+		es.Ports[i].Protocol = ptr.To(corev1.ProtocolUDP)
+	}
+	es.Name += "-udp"
+	return es
+}
+
+func relayed(target string) forward.Endpoint { return forward.Endpoint{Target: target} }
+
+// With --relay, what port-forward cannot carry goes through the relay,
+// each with its reason; without it, the reasons name --relay.
+func TestBuildRelay(t *testing.T) {
+	on := BuildOptions{Relay: true}
+	dns := svc("dns", nil, sp("dns-tcp", 53, corev1.ProtocolTCP), sp("dns-udp", 53, corev1.ProtocolUDP))
+	dnsSlices := []*discoveryv1.EndpointSlice{
+		slice("dns", map[string]int32{"dns-tcp": 5353}, epSpec{pod: "dns-a", ip: "10.0.0.1", ready: true}, epSpec{pod: "dns-b", ip: "10.0.0.2", ready: true}, epSpec{pod: "dns-c", ip: "10.0.0.3"}),
+		udpSlice("dns", map[string]int32{"dns-udp": 5353}, epSpec{pod: "dns-a", ip: "10.0.0.1", ready: true}, epSpec{pod: "dns-b", ip: "10.0.0.2", ready: true}, epSpec{pod: "dns-c", ip: "10.0.0.3"}),
+	}
+	got := Build("c", dns, dnsSlices, on)
+	if len(got.Ports) != 2 || len(got.Skipped) != 0 {
+		t.Fatalf("TCP and UDP on 53 with --relay: %+v", got)
+	}
+	tcp, udp := got.Ports[0], got.Ports[1]
+	if tcp.Protocol != corev1.ProtocolTCP || tcp.Relay != "" || !slices.Equal(tcp.Endpoints, []forward.Endpoint{endpoint("dns-a", 5353), endpoint("dns-b", 5353)}) {
+		t.Errorf("TCP port = %+v", tcp)
+	}
+	if udp.Protocol != corev1.ProtocolUDP || udp.Local != 53 || udp.Relay != RelayUDP ||
+		!slices.Equal(udp.Endpoints, []forward.Endpoint{relayed("10.0.0.1:5353"), relayed("10.0.0.2:5353")}) {
+		t.Errorf("UDP port = %+v", udp)
+	}
+	if !got.UsesRelay() {
+		t.Error("UsesRelay = false with a UDP port")
+	}
+	off := Build("c", dns, dnsSlices, BuildOptions{})
+	if len(off.Ports) != 1 || off.UsesRelay() || len(off.Skipped) != 1 || !strings.Contains(off.Skipped[0].Reason, "--relay") {
+		t.Errorf("without --relay: %+v", off)
+	}
+	if got := Build("c", svc("u", nil, sp("u", 53, corev1.ProtocolUDP)), nil, BuildOptions{}); !strings.Contains(got.NotForwarded, "--relay") {
+		t.Errorf("UDP only, without --relay: %q", got.NotForwarded)
+	}
+
+	// Endpoints that are not pods.
+	legacy := svc("legacy", nil, sp("http", 80, corev1.ProtocolTCP))
+	legacySlices := []*discoveryv1.EndpointSlice{slice("legacy", map[string]int32{"http": 8080},
+		epSpec{notPod: true, ip: "192.0.2.7", ready: true}, epSpec{notPod: true, ip: "192.0.2.8"})}
+	got = Build("c", legacy, legacySlices, on)
+	if got.NotForwarded != "" || len(got.Ports) != 1 || got.Ports[0].Relay != RelayNotPods ||
+		!slices.Equal(got.Ports[0].Endpoints, []forward.Endpoint{relayed("192.0.2.7:8080")}) {
+		t.Errorf("not pods, with --relay: %+v", got)
+	}
+	if off := Build("c", legacy, legacySlices, BuildOptions{}); !strings.Contains(off.NotForwarded, "--relay") {
+		t.Errorf("not pods, without --relay: %q", off.NotForwarded)
+	}
+
+	// ExternalName: every TCP and UDP port, to the name it aliases.
+	ext := svc("ext", func(s *corev1.Service) {
+		s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "db.example.com"
+	}, sp("pg", 5432, corev1.ProtocolTCP), sp("stats", 8125, corev1.ProtocolUDP), sp("s", 9, corev1.ProtocolSCTP))
+	got = Build("c", ext, nil, BuildOptions{Relay: true, Mapping: Mapping{5432: 15432}})
+	if len(got.Ports) != 2 || len(got.Skipped) != 1 || !strings.Contains(got.Ports[0].Relay, "db.example.com") ||
+		got.Ports[0].Local != 15432 || !slices.Equal(got.Ports[0].Endpoints, []forward.Endpoint{relayed("db.example.com:5432")}) ||
+		got.Ports[1].Protocol != corev1.ProtocolUDP || !slices.Equal(got.Ports[1].Endpoints, []forward.Endpoint{relayed("db.example.com:8125")}) {
+		t.Errorf("ExternalName with --relay: %+v", got)
+	}
+	if off := Build("c", ext, nil, BuildOptions{}); !strings.Contains(off.NotForwarded, "--relay") {
+		t.Errorf("ExternalName without --relay: %q", off.NotForwarded)
+	}
+	bare := svc("bare", func(s *corev1.Service) { s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "x.example.com" })
+	if got := Build("c", bare, nil, on); !strings.Contains(got.NotForwarded, "declares no TCP or UDP ports") {
+		t.Errorf("ExternalName without ports: %q", got.NotForwarded)
+	}
+
+	// Headless: each pod's UDP port goes to that pod's address.
+	db := svc("db", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone },
+		sp("pg", 5432, corev1.ProtocolTCP), sp("gossip", 7946, corev1.ProtocolUDP))
+	got = Build("c", db, []*discoveryv1.EndpointSlice{
+		slice("db", map[string]int32{"pg": 5432}, epSpec{pod: "db-0", ip: "10.0.1.1", ready: true}, epSpec{pod: "db-1", ip: "10.0.1.2"}),
+		udpSlice("db", map[string]int32{"gossip": 7946}, epSpec{pod: "db-0", ip: "10.0.1.1", ready: true}, epSpec{pod: "db-1", ip: "10.0.1.2"}),
+	}, on)
+	if len(got.Pods) != 2 {
+		t.Fatalf("headless pods: %+v", got.Pods)
+	}
+	p0 := got.Pods[0].Ports
+	if len(p0) != 2 || p0[0].Relay != "" || p0[1].Relay != RelayUDP ||
+		!slices.Equal(p0[1].Endpoints, []forward.Endpoint{relayed("10.0.1.1:7946")}) {
+		t.Errorf("db-0 ports = %+v", p0)
+	}
+	if p1 := got.Pods[1].Ports; len(p1) != 2 || len(p1[1].Endpoints) != 0 || p1[1].Relay != RelayUDP {
+		t.Errorf("not-ready db-1 ports = %+v", p1)
 	}
 }

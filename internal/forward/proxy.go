@@ -12,15 +12,25 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kubefwd/kubefwd/internal/relay"
 )
 
-// Endpoint is one place a connection can go: a pod and its port.
+// Endpoint is one place a connection can go: a pod and its port, or,
+// through a relay pod (Pod and Port are the relay's), the Target the relay
+// dials for it.
 type Endpoint struct {
-	Pod  Pod
-	Port int32
+	Pod    Pod
+	Port   int32
+	Target string // host:port the relay dials; "" for a direct endpoint
 }
 
-func (e Endpoint) String() string { return fmt.Sprintf("%s:%d", e.Pod, e.Port) }
+func (e Endpoint) String() string {
+	if e.Target != "" {
+		return fmt.Sprintf("%s via relay %s", e.Target, e.Pod)
+	}
+	return fmt.Sprintf("%s:%d", e.Pod, e.Port)
+}
 
 // Picker chooses the endpoint for a new connection.
 type Picker interface {
@@ -177,7 +187,7 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 			return false, lastErr // every endpoint failed in this round
 		}
 		tried = append(tried, ep)
-		s, err := p.open(ctx, ep)
+		s, err := p.openTo(ctx, ep, "tcp")
 		if err != nil {
 			c.StreamErrors.Add(1)
 			picker.Failed(ep)
@@ -206,6 +216,30 @@ func (p *Proxy) round(ctx context.Context, client net.Conn, name string, picker 
 	}
 	return false, lastErr
 }
+
+// openTo starts a stream to ep; through the relay when ep has a target,
+// which it then asks the relay to dial (network "tcp" or "udp").
+func (p *Proxy) openTo(ctx context.Context, ep Endpoint, network string) (*Stream, error) {
+	s, err := p.open(ctx, ep)
+	if err != nil || ep.Target == "" {
+		return s, err
+	}
+	// The relay answers once it has dialled (bounded by its own dial
+	// timeout); a relay that never answers must not hold the connection.
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	timer := time.AfterFunc(p.opts.StreamTimeout+relayDialTime, func() { s.Close() })
+	err = relay.Ask(s, relay.Request{Network: network, Target: ep.Target})
+	timer.Stop()
+	stop()
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", ep, err)
+	}
+	return s, nil
+}
+
+// relayDialTime is the relay's own bound on dialling a target.
+const relayDialTime = 10 * time.Second
 
 // open starts a stream to ep, on a new tunnel once if the pooled one turns
 // out to be closed or slow to answer (congested by a client that reads

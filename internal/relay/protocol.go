@@ -37,16 +37,26 @@ const (
 
 // Request is what a stream asks the relay to dial.
 type Request struct {
-	Network string // "tcp" or "udp"
+	Network string // "tcp", "udp", or "ping" (no target: its owner is alive)
 	Target  string // host:port; the host a name or an IP address
 }
+
+// Ping is the request of an owner that keeps its relay from idling out
+// while it runs, though no stream may be open for a while.
+var Ping = Request{Network: "ping", Target: "-"}
 
 func (r Request) String() string { return r.Network + " " + r.Target }
 
 // Validate says what is wrong with r, if anything.
 func (r Request) Validate() error {
+	if r.Network == Ping.Network {
+		if r.Target != Ping.Target {
+			return fmt.Errorf("ping takes no target (%q)", r.Target)
+		}
+		return nil
+	}
 	if r.Network != "tcp" && r.Network != "udp" {
-		return fmt.Errorf("network %q: want tcp or udp", r.Network)
+		return fmt.Errorf("network %q: want tcp, udp or ping", r.Network)
 	}
 	host, port, err := net.SplitHostPort(r.Target)
 	if err != nil {
@@ -127,12 +137,8 @@ type RemoteError struct{ Reason string }
 
 func (e *RemoteError) Error() string { return "relay: " + e.Reason }
 
-// readReply reads the relay's answer; a refusal is a *RemoteError.
-func readReply(br *bufio.Reader) error {
-	line, err := readLine(br)
-	if err != nil {
-		return fmt.Errorf("relay answer: %w", err)
-	}
+// parseReply reads the relay's answer line; a refusal is a *RemoteError.
+func parseReply(line string) error {
 	if line == "OK" {
 		return nil
 	}

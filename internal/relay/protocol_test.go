@@ -18,7 +18,9 @@ func TestReadRequest(t *testing.T) {
 		{"KUBEFWD-RELAY/1 tcp 10.96.0.1:443\n", Request{"tcp", "10.96.0.1:443"}, ""},
 		{"KUBEFWD-RELAY/1 udp dns.demo.svc.cluster.local:53\n", Request{"udp", "dns.demo.svc.cluster.local:53"}, ""},
 		{"KUBEFWD-RELAY/1 tcp [fd00::1]:80\n", Request{"tcp", "[fd00::1]:80"}, ""},
-		{"KUBEFWD-RELAY/1 sctp 10.0.0.1:80\n", Request{}, "want tcp or udp"},
+		{"KUBEFWD-RELAY/1 ping -\n", Ping, ""},
+		{"KUBEFWD-RELAY/1 ping 10.0.0.1:80\n", Request{}, "ping takes no target"},
+		{"KUBEFWD-RELAY/1 sctp 10.0.0.1:80\n", Request{}, "want tcp, udp or ping"},
 		{"KUBEFWD-RELAY/1 tcp 10.0.0.1\n", Request{}, "missing port"},
 		{"KUBEFWD-RELAY/1 tcp 10.0.0.1:0\n", Request{}, "port must be 1-65535"},
 		{"KUBEFWD-RELAY/1 tcp 10.0.0.1:70000\n", Request{}, "port must be 1-65535"},
@@ -64,21 +66,38 @@ func FuzzReadRequest(f *testing.F) {
 	})
 }
 
+// Ask reads each answer and not a byte more: what follows is the
+// target's, and the caller reads it from its own connection.
 func TestReplies(t *testing.T) {
 	var b bytes.Buffer
 	writeReply(&b, nil)
 	writeReply(&b, errors.New("dial tcp 10.0.0.1:80: connect:\nrefused"))
 	b.WriteString("WHAT\n")
-	br := bufio.NewReader(&b)
-	if err := readReply(br); err != nil {
+	b.WriteString("after")
+	var sent bytes.Buffer
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{&b, &sent}
+	req := Request{"tcp", "10.0.0.1:80"}
+	if err := Ask(rw, req); err != nil {
 		t.Errorf("OK read as %v", err)
 	}
 	var re *RemoteError
-	if err := readReply(br); !errors.As(err, &re) || re.Reason != "dial tcp 10.0.0.1:80: connect: refused" {
+	if err := Ask(rw, req); !errors.As(err, &re) || re.Reason != "dial tcp 10.0.0.1:80: connect: refused" {
 		t.Errorf("refusal read as %v", err)
 	}
-	if err := readReply(br); err == nil || errors.As(err, &re) {
+	if err := Ask(rw, req); err == nil || errors.As(err, &re) {
 		t.Errorf("nonsense read as %v", err)
+	}
+	if b.String() != "after" {
+		t.Errorf("left %q unread, want %q", b.String(), "after")
+	}
+	if err := Ask(rw, req); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a cut answer read as %v", err)
+	}
+	if want := strings.Repeat("KUBEFWD-RELAY/1 tcp 10.0.0.1:80\n", 4); sent.String() != want {
+		t.Errorf("sent %q, want %q", sent.String(), want)
 	}
 }
 

@@ -136,6 +136,10 @@ func (s *Server) serveStream(ctx context.Context, c net.Conn) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	if req == Ping {
+		_ = writeReply(c, nil)
+		return
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.DialTimeout)
 	target, err := s.Dial(dctx, req.Network, req.Target)
 	cancel()

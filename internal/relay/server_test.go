@@ -252,3 +252,29 @@ func TestRelayIdleExit(t *testing.T) {
 		t.Fatal("the relay did not end once idle")
 	}
 }
+
+// An owner's pings keep an idle relay alive; they stop, it ends.
+func TestRelayPingKeepsAlive(t *testing.T) {
+	relay, result := startRelay(t, &Server{IdleExit: 600 * time.Millisecond})
+	for range 8 {
+		c, err := open(t, relay, Ping)
+		if err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		c.Close()
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case err := <-result:
+		t.Fatalf("Serve returned while pinged: %v", err)
+	default:
+	}
+	select {
+	case err := <-result:
+		if !errors.Is(err, ErrIdle) {
+			t.Errorf("Serve returned %v, want ErrIdle", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not end once the pings stopped")
+	}
+}
