@@ -127,9 +127,13 @@ func CompareForwards(a, b Forward) int {
 
 // Port is one listening port of a forward.
 type Port struct {
-	Name        string   `json:"name,omitempty"` // the Service port's name
-	Port        int32    `json:"port"`           // the Service's
-	Local       int32    `json:"local"`          // where we listen
+	Name     string `json:"name,omitempty"`     // the Service port's name
+	Protocol string `json:"protocol,omitempty"` // TCP or UDP
+	Port     int32  `json:"port"`               // the Service's
+	Local    int32  `json:"local"`              // where we listen
+	// Relay says why this port goes through the relay pod (svc --relay),
+	// and how the relay stands; empty when it goes to pods directly.
+	Relay       string   `json:"relay,omitempty"`
 	Endpoints   []string `json:"endpoints"`
 	Connections int64    `json:"connections"` // open now
 	BytesIn     int64    `json:"bytesIn"`

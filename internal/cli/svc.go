@@ -35,6 +35,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/kube"
 	"github.com/kubefwd/kubefwd/internal/loopback"
 	"github.com/kubefwd/kubefwd/internal/namespaces"
+	"github.com/kubefwd/kubefwd/internal/relaypod"
 	"github.com/kubefwd/kubefwd/internal/tui"
 )
 
@@ -44,30 +45,34 @@ type svcOptions struct {
 	// interrupts is where a second signal's cleanup is set (nil: none).
 	interrupts *interrupts
 
-	kubeFlags     kube.Flags
-	kubeconfig    string
-	contexts      []string
-	namespaces    []string
-	allNamespaces bool
-	selector      string
-	fieldSelector string
-	domain        string
-	mappings      []string
-	reserves      []string
-	fwdConf       string
-	hostsPath     string
-	stateFile     string
-	verbose       bool
-	pinFirst      bool
-	endpointWait  time.Duration
-	nsFile        string
-	idle          bool
-	instance      string
-	helperMode    string
-	helperSocket  string
-	hostsPathSet  bool
-	profileDir    string
-	tui           bool
+	kubeFlags      kube.Flags
+	kubeconfig     string
+	contexts       []string
+	namespaces     []string
+	allNamespaces  bool
+	selector       string
+	fieldSelector  string
+	domain         string
+	mappings       []string
+	reserves       []string
+	fwdConf        string
+	hostsPath      string
+	stateFile      string
+	verbose        bool
+	pinFirst       bool
+	endpointWait   time.Duration
+	nsFile         string
+	idle           bool
+	instance       string
+	helperMode     string
+	helperSocket   string
+	hostsPathSet   bool
+	relay          bool
+	relayNamespace string
+	relayImage     string
+	relayImageSet  bool
+	profileDir     string
+	tui            bool
 
 	// Set by Complete.
 	log      *slog.Logger
@@ -107,6 +112,7 @@ func newSvcCommand(streams Streams, in *interrupts) *cobra.Command {
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.hostsPathSet = cmd.Flags().Changed("hosts-path")
+			o.relayImageSet = cmd.Flags().Changed("relay-image")
 			if err := o.complete(); err != nil {
 				return err
 			}
@@ -135,6 +141,9 @@ func newSvcCommand(streams Streams, in *interrupts) *cobra.Command {
 	f.StringVar(&o.helperMode, "helper", "auto", "use the privileged helper (kubefwd helper install) for listeners and hosts entries: auto (when not root and one is running), always, never")
 	f.StringVar(&o.helperSocket, "helper-socket", defaultHelperSocket(), "the privileged helper's Unix socket")
 	f.BoolVar(&o.tui, "tui", false, "show the live view in this terminal (the log goes to a pane; q stops kubefwd); kubefwd ui attaches one to a running kubefwd")
+	f.BoolVar(&o.relay, "relay", false, "carry what port-forward cannot (UDP ports, endpoints that are not pods, ExternalName Services) through a relay pod that kubefwd creates and deletes; without it nothing is created in the cluster")
+	f.StringVar(&o.relayNamespace, "relay-namespace", "", "namespace of the relay pod (default: each context's first forwarded namespace)")
+	f.StringVar(&o.relayImage, "relay-image", relaypod.Image(Version()), "the relay pod's image")
 	f.StringVar(&o.profileDir, "profile-dir", "", "write CPU, allocation and heap profiles of this run into this directory")
 	_ = f.MarkHidden("profile-dir") // for make bench; not a user feature
 	// kubectl's client flags (--as, --request-timeout, --user, …) work as
@@ -175,6 +184,17 @@ func (o *svcOptions) validate() error {
 	case "auto", "always", "never":
 	default:
 		return UsageError{Err: fmt.Errorf("--helper %q: want auto, always or never", o.helperMode)}
+	}
+	if (o.relayNamespace != "" || o.relayImageSet) && !o.relay {
+		return UsageError{Err: errors.New("--relay-namespace and --relay-image configure the relay: add --relay")}
+	}
+	if o.relayNamespace != "" {
+		if errs := validation.IsDNS1123Label(o.relayNamespace); len(errs) > 0 {
+			return UsageError{Err: fmt.Errorf("--relay-namespace %q: %s", o.relayNamespace, errs[0])}
+		}
+	}
+	if o.relay && strings.TrimSpace(o.relayImage) == "" {
+		return UsageError{Err: errors.New("--relay-image is empty: name the image the relay pod runs")}
 	}
 	if o.instance != "" {
 		if errs := validation.IsDNS1123Label(o.instance); len(errs) > 0 {
@@ -460,6 +480,7 @@ func (o *svcOptions) engineOptions(targets []kube.Target, session *keptSession, 
 		Proxy:    forward.ProxyOptions{WaitForEndpoint: o.endpointWait},
 		Log:      o.log,
 		Version:  Version(),
+		Relay:    engine.RelayOptions{Enabled: o.relay, Namespace: o.relayNamespace, Image: o.relayImage, Host: hostname()},
 	}
 	if session != nil {
 		// Ending the session removes what the helper holds for us.
@@ -608,4 +629,15 @@ func randomID() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// hostname names this machine on relay pods, so that a later kubefwd here
+// can tell a relay whose owner died ("" if unknown: then only heartbeats
+// tell).
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/kubefwd/kubefwd/internal/loopback"
 	"github.com/kubefwd/kubefwd/internal/names"
 	"github.com/kubefwd/kubefwd/internal/netwatch"
+	"github.com/kubefwd/kubefwd/internal/relaypod"
 )
 
 // watchStopGrace is how long shutting down waits for the cluster watches.
@@ -73,6 +74,20 @@ type Options struct {
 	Network netwatch.Options
 	Log     *slog.Logger
 	Version string // reported in Status
+	// Relay, when enabled, carries what port-forward cannot through a
+	// relay pod per context (svc --relay).
+	Relay RelayOptions
+}
+
+// RelayOptions configure the relay pods.
+type RelayOptions struct {
+	Enabled bool
+	// Namespace for every context's relay ("": the context's first
+	// forwarded namespace).
+	Namespace string
+	Image     string
+	// Host names this machine on the relay pods (orphan collection).
+	Host string
 }
 
 // Engine runs the forwarding.
@@ -136,14 +151,18 @@ type cluster struct {
 	catalog    *catalog.Catalog
 	pool       *forward.Pool
 	proxy      *forward.Proxy
+	relay      *relaypod.Manager // nil without --relay
+
+	relayMu    sync.Mutex
+	relayUsers map[catalog.Key]bool // Services with ports through the relay; guarded by relayMu
 }
 
 type svcForward struct {
 	key     catalog.Key
 	addr    netip.Addr
-	names   []string               // the names a hosts file may carry
-	refused []hosts.Skipped        // names that fail names.CheckHostname
-	ports   map[int32]*portForward // by local port
+	names   []string        // the names a hosts file may carry
+	refused []hosts.Skipped // names that fail names.CheckHostname
+	ports   map[listenKey]*portForward
 	pods    map[string]*podForward // headless: by pod DNS name
 }
 
@@ -151,13 +170,24 @@ type podForward struct {
 	addr    netip.Addr
 	names   []string
 	refused []hosts.Skipped
-	ports   map[int32]*portForward
+	ports   map[listenKey]*portForward
+}
+
+// listenKey is what a listener is bound to on its address: a TCP and a UDP
+// port of the same number are two.
+type listenKey struct {
+	port int32 // the local port
+	udp  bool
 }
 
 type portForward struct {
-	port     int32  // the Service port
-	name     string // its name; set by the worker, read by it when publishing
-	ln       net.Listener
+	port int32          // the Service port
+	name string         // its name; set by the worker, read by it when publishing
+	ln   net.Listener   // TCP
+	pc   net.PacketConn // UDP
+	// relay says why this port goes through the relay pod, and how it
+	// stands ("" if it goes to pods); set and read by the worker.
+	relay    string
 	eps      *forward.Endpoints
 	counters *forward.Counters
 	lastErr  atomic.Pointer[failure] // the last connection that could not be carried
@@ -220,13 +250,18 @@ func New(opts Options) (*Engine, error) {
 			return nil, err
 		}
 		e.contexts = append(e.contexts, t.Context)
-		e.clusters[t.Context] = &cluster{
+		cl := &cluster{
 			target:     t,
 			namespaces: slices.Clone(t.Namespaces),
 			catalog:    cat,
 			pool:       pool,
 			proxy:      forward.NewProxy(pool, opts.Log.With("context", t.Context), opts.Proxy),
+			relayUsers: map[catalog.Key]bool{},
 		}
+		if opts.Relay.Enabled {
+			cl.relay = e.newRelay(cl)
+		}
+		e.clusters[t.Context] = cl
 	}
 	return e, nil
 }
@@ -245,6 +280,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	var synced sync.WaitGroup
 	for _, cl := range e.clusters {
 		bg.Go(func() { cl.pool.Run(runCtx) })
+		if cl.relay != nil {
+			bg.Go(func() { cl.relay.Run(runCtx) })
+		}
 		synced.Add(1)
 		bg.Go(func() {
 			start := time.Now()
@@ -379,13 +417,18 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 			e.log.Info("service gone; stopped forwarding", "service", key.String())
 		}
 		e.remove(key)
+		cl.useRelay(key, false)
 		e.publish(key, nil, nil, "")
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	desired := catalog.Build(key.Context, svc, endpointSlices, e.opts.Mapping)
+	desired := catalog.Build(key.Context, svc, endpointSlices, catalog.BuildOptions{Mapping: e.opts.Mapping, Relay: cl.relay != nil})
+	cl.useRelay(key, desired.UsesRelay())
+	if desired.UsesRelay() {
+		viaRelay(cl.relay, &desired)
+	}
 	for _, s := range desired.Skipped {
 		e.reportOnce(catalog.Key{Context: key.Context, Namespace: key.Namespace, Name: key.Name + ":" + s.Port}, "port not forwarded", key, "port", s.Port, "reason", s.Reason)
 	}
@@ -427,7 +470,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 			e.publish(key, nil, &desired, err.Error())
 			return nil
 		}
-		f = &svcForward{key: key, addr: addr, names: hostnames, refused: refused, ports: map[int32]*portForward{}, pods: map[string]*podForward{}}
+		f = &svcForward{key: key, addr: addr, names: hostnames, refused: refused, ports: map[listenKey]*portForward{}, pods: map[string]*podForward{}}
 		e.forwards[key] = f
 		e.markHostsDirty()
 	}
@@ -451,7 +494,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 				errs = append(errs, fmt.Errorf("pod %s: %w", p.Name, err))
 				continue
 			}
-			pf = &podForward{addr: addr, names: hostnames, refused: refused, ports: map[int32]*portForward{}}
+			pf = &podForward{addr: addr, names: hostnames, refused: refused, ports: map[listenKey]*portForward{}}
 			f.pods[p.Name] = pf
 			e.markHostsDirty()
 		}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/forward"
@@ -18,19 +20,20 @@ import (
 
 // syncPorts opens listeners for new ports, updates endpoints of existing
 // ones and closes those no longer wanted.
-func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr netip.Addr, have map[int32]*portForward, want []catalog.Port) error {
+func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr netip.Addr, have map[listenKey]*portForward, want []catalog.Port) error {
 	name := o.String()
-	keep := map[int32]bool{}
+	keep := map[listenKey]bool{}
 	var errs []error
 	for _, p := range want {
-		if !catalog.ValidPort(p.Local) || keep[p.Local] {
+		k := listenKey{port: p.Local, udp: p.Protocol == corev1.ProtocolUDP}
+		if !catalog.ValidPort(p.Local) || keep[k] {
 			// catalog.Build skips these with the reason; a port number must
 			// never wrap through uint16, nor two ports share a listener.
 			e.log.Error("port not forwarded: impossible or duplicate local port", "service", name, "port", p.Port, "local", p.Local)
 			continue
 		}
-		keep[p.Local] = true
-		pf := have[p.Local]
+		keep[k] = true
+		pf := have[k]
 		if pf == nil {
 			if e.opts.Aliases != nil {
 				if err := e.opts.Aliases.Add(addr); err != nil {
@@ -38,22 +41,35 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 					continue
 				}
 			}
-			ln, err := e.listen(netip.AddrPortFrom(addr, uint16(p.Local)))
-			if err != nil {
-				errs = append(errs, listenError(addr, p.Local, err))
-				continue
-			}
-			pf = &portForward{port: p.Port, ln: ln, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
+			ap := netip.AddrPortFrom(addr, uint16(p.Local))
+			pf = &portForward{port: p.Port, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
 			pf.counters.Trouble.OnChange = func(st forward.TroubleState) { e.troubleChanged(o, pf, st) }
-			if err := e.serve(serveCtx, cl, o, pf); err != nil {
-				ln.Close()
-				errs = append(errs, fmt.Errorf("cannot serve %s: %w", ln.Addr(), err))
-				continue
+			if k.udp {
+				pc, err := net.ListenPacket("udp", ap.String())
+				if err != nil {
+					errs = append(errs, listenError(addr, p.Local, err))
+					continue
+				}
+				pf.pc = pc
+				e.serveUDP(serveCtx, cl, o, pf)
+			} else {
+				ln, err := e.listen(ap)
+				if err != nil {
+					errs = append(errs, listenError(addr, p.Local, err))
+					continue
+				}
+				pf.ln = ln
+				if err := e.serve(serveCtx, cl, o, pf); err != nil {
+					ln.Close()
+					errs = append(errs, fmt.Errorf("cannot serve %s: %w", ln.Addr(), err))
+					continue
+				}
 			}
-			have[p.Local] = pf
-			e.log.Info("forwarding", "service", name, "listen", ln.Addr().String(), "port", p.Port, "endpoints", len(p.Endpoints))
+			have[k] = pf
+			e.log.Info("forwarding", "service", name, "listen", pf.addr(), "port", p.Port, "endpoints", len(p.Endpoints))
 		}
 		pf.name = p.Name
+		pf.relay = p.Relay
 		if !sameEndpoints(pf.eps.List(), p.Endpoints) {
 			// New pods deserve a fresh judgement: what the old ones did
 			// says nothing about them.
@@ -61,14 +77,39 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 		}
 		pf.eps.Set(p.Endpoints)
 	}
-	for local, pf := range have {
-		if !keep[local] {
-			pf.ln.Close()
-			delete(have, local)
-			e.log.Info("port no longer forwarded", "service", name, "listen", pf.ln.Addr().String())
+	for k, pf := range have {
+		if !keep[k] {
+			pf.close()
+			delete(have, k)
+			e.log.Info("port no longer forwarded", "service", name, "listen", pf.addr())
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// addr is where pf listens, as logs show it.
+func (pf *portForward) addr() string {
+	if pf.pc != nil {
+		return pf.pc.LocalAddr().String() + "/udp"
+	}
+	return pf.ln.Addr().String()
+}
+
+func (pf *portForward) close() {
+	if pf.pc != nil {
+		pf.pc.Close()
+		return
+	}
+	pf.ln.Close()
+}
+
+// serveUDP carries the flows of pf's UDP socket through the relay until
+// the socket closes.
+func (e *Engine) serveUDP(serveCtx context.Context, cl *cluster, o origin, pf *portForward) {
+	name := o.String() + ":" + strconv.Itoa(int(pf.port)) + "/udp"
+	e.serving.Go(func() {
+		cl.proxy.ServeUDP(serveCtx, pf.pc, name, pf.eps, pf.counters, forward.UDPOptions{})
+	})
 }
 
 // sameEndpoints says whether two lists hold the same endpoints, in any
@@ -154,9 +195,9 @@ func listenError(addr netip.Addr, port int32, err error) error {
 	return errors.New(msg)
 }
 
-func closePorts(ports map[int32]*portForward) {
-	for local, pf := range ports {
-		pf.ln.Close()
-		delete(ports, local)
+func closePorts(ports map[listenKey]*portForward) {
+	for k, pf := range ports {
+		pf.close()
+		delete(ports, k)
 	}
 }

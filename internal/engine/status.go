@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -256,17 +257,33 @@ func (e *Engine) reportChanges(prev, next []forwardEntry) {
 	}
 }
 
-func portStatuses(ports map[int32]*portForward) ([]api.Port, []*portForward) {
-	locals := make([]int32, 0, len(ports))
-	for local := range ports {
-		locals = append(locals, local)
+func portStatuses(ports map[listenKey]*portForward) ([]api.Port, []*portForward) {
+	keys := make([]listenKey, 0, len(ports))
+	for k := range ports {
+		keys = append(keys, k)
 	}
-	slices.Sort(locals)
-	out := make([]api.Port, 0, len(locals))
-	pfs := make([]*portForward, 0, len(locals))
-	for _, local := range locals {
-		out = append(out, api.Port{Name: ports[local].name, Port: ports[local].port, Local: local})
-		pfs = append(pfs, ports[local])
+	slices.SortFunc(keys, func(a, b listenKey) int {
+		if a.port != b.port {
+			return cmp.Compare(a.port, b.port)
+		}
+		if a.udp == b.udp {
+			return 0
+		}
+		if a.udp {
+			return 1
+		}
+		return -1
+	})
+	out := make([]api.Port, 0, len(keys))
+	pfs := make([]*portForward, 0, len(keys))
+	for _, k := range keys {
+		pf := ports[k]
+		p := api.Port{Name: pf.name, Protocol: "TCP", Port: pf.port, Local: k.port, Relay: pf.relay}
+		if k.udp {
+			p.Protocol = "UDP"
+		}
+		out = append(out, p)
+		pfs = append(pfs, pf)
 	}
 	return out, pfs
 }

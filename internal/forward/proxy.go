@@ -238,6 +238,19 @@ func (p *Proxy) openTo(ctx context.Context, ep Endpoint, network string) (*Strea
 	return s, nil
 }
 
+// AskRelay sends r (a ping) to the relay at pod:port on a stream of its
+// own, and reads the answer.
+func (p *Proxy) AskRelay(ctx context.Context, pod Pod, port int32, r relay.Request) error {
+	s, err := p.open(ctx, Endpoint{Pod: pod, Port: port})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	return relay.Ask(s, r)
+}
+
 // relayDialTime is the relay's own bound on dialling a target.
 const relayDialTime = 10 * time.Second
 

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/version"
@@ -197,6 +198,42 @@ func (c *Client) Pod(ctx context.Context, namespace, name string) (*corev1.Pod, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// Pods lists the pods of a namespace that match a label selector.
+func (c *Client) Pods(ctx context.Context, namespace, labelSelector string) (*corev1.PodList, error) {
+	out := &corev1.PodList{}
+	r := resource{client: c.core, params: c.params, namespace: namespace, name: "pods"}
+	if err := r.list(ctx, metav1.ListOptions{LabelSelector: labelSelector}, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreatePod creates a pod and returns it as the server made it.
+func (c *Client) CreatePod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+	out := &corev1.Pod{}
+	err := c.core.Post().Namespace(pod.Namespace).Resource("pods").
+		VersionedParams(&metav1.CreateOptions{}, c.params).Body(pod).Do(ctx).Into(out)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PatchPod applies a JSON merge patch to a pod.
+func (c *Client) PatchPod(ctx context.Context, namespace, name string, mergePatch []byte) error {
+	return c.core.Patch(types.MergePatchType).Namespace(namespace).Resource("pods").Name(name).
+		VersionedParams(&metav1.PatchOptions{}, c.params).Body(mergePatch).Do(ctx).Error()
+}
+
+// DeletePod deletes a pod, if it is still the one with uid ("" for any).
+func (c *Client) DeletePod(ctx context.Context, namespace, name string, uid types.UID) error {
+	opts := &metav1.DeleteOptions{}
+	if uid != "" {
+		opts.Preconditions = &metav1.Preconditions{UID: &uid}
+	}
+	return c.core.Delete().Namespace(namespace).Resource("pods").Name(name).Body(opts).Do(ctx).Error()
 }
 
 // PodLog streams the log of one pod's container; the caller closes it.
