@@ -94,6 +94,12 @@ func printStatus(streams cmdio.Streams, st api.Status, wide bool) {
 			if p.Local != p.Port {
 				port += "←" + strconv.Itoa(int(p.Port))
 			}
+			if p.Protocol == "UDP" {
+				port += "/udp"
+			}
+			if p.Relay != "" {
+				port += "(relay)"
+			}
 			ports = append(ports, port)
 			eps = max(eps, int64(len(p.Endpoints)))
 			conns += p.Connections

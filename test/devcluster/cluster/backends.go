@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/kubefwd/kubefwd/internal/relaypod"
 	"github.com/kubefwd/kubefwd/test/devcluster/backend"
 )
 
@@ -55,8 +57,13 @@ type backends struct {
 	draining sync.WaitGroup // backends of deleted pods finishing their requests
 	nudging  sync.WaitGroup // the follow-up nudge of each new PortForward
 
+	podList func() ([]*corev1.Pod, error) // every pod, from the informer
+	apiPort string                        // where the API server listens on 127.0.0.1
+
 	mu      sync.Mutex
 	state   map[string]*podBackend // by namespace/name; guarded by mu
+	network map[string]string      // cluster address → local address, for the relay; guarded by mu
+	outside []*backend.Server      // servers outside the pods; guarded by mu
 	changed chan struct{}          // closed and replaced on every change; guarded by mu
 }
 
@@ -64,6 +71,8 @@ type podBackend struct {
 	uid      types.UID
 	rv       uint64 // resourceVersion of the PortForward we wrote
 	servers  []*backend.Server
+	udp      []*backend.UDPServer
+	relays   []*relayBackend
 	logs     []*containerLog
 	external bool // the PortForward was made by someone else
 }
@@ -118,6 +127,7 @@ func newBackends(client kubernetes.Interface, dyn dynamic.Interface, logw io.Wri
 		logDir:  logDir,
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		state:   map[string]*podBackend{},
+		network: map[string]string{},
 		changed: make(chan struct{}),
 	}
 }
@@ -141,6 +151,7 @@ func (b *backends) start(ctx context.Context) error {
 	}
 	lister := podInformer.Lister()
 	b.pods = func(ns, name string) (*corev1.Pod, error) { return lister.Pods(ns).Get(name) }
+	b.podList = func() ([]*corev1.Pod, error) { return lister.List(labels.Everything()) }
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced) {
 		b.queue.ShutDown()
@@ -177,6 +188,8 @@ func (b *backends) wait() {
 		pb.close()
 		delete(b.state, key)
 	}
+	closeAll(b.outside)
+	b.outside = nil
 }
 
 func (b *backends) processNext(ctx context.Context) bool {
@@ -253,18 +266,43 @@ func (b *backends) sync(ctx context.Context, key string) error {
 		pb.logs = append(pb.logs, clog)
 		logs = append(logs, map[string]any{"containers": []any{ctr.Name}, "logsFile": path, "follow": true})
 		for _, p := range ctr.Ports {
+			if p.Protocol == corev1.ProtocolUDP {
+				// Not reachable by port-forward (TCP only), but by the
+				// relay, which sends to the pod's address (dialCluster).
+				u, err := backend.StartUDP(ns, name, p.ContainerPort)
+				if err != nil {
+					pb.close()
+					return err
+				}
+				pb.udp = append(pb.udp, u)
+				continue
+			}
 			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
-				continue // kubelet port-forward carries TCP only
+				continue
 			}
-			s, err := backend.StartLogging(ns, name, p.ContainerPort, clog)
-			if err != nil {
-				pb.close()
-				return err
+			var local int32
+			if pod.Labels[relaypod.NameLabel] == relaypod.Name && p.ContainerPort == relaypod.Port {
+				// kubefwd's relay pod: the real relay server, dialling
+				// what it is asked for in this cluster's stand-in network.
+				r, err := b.startRelay(clog)
+				if err != nil {
+					pb.close()
+					return err
+				}
+				pb.relays = append(pb.relays, r)
+				local = r.port()
+			} else {
+				s, err := backend.StartLogging(ns, name, p.ContainerPort, clog)
+				if err != nil {
+					pb.close()
+					return err
+				}
+				pb.servers = append(pb.servers, s)
+				local = s.Port()
 			}
-			pb.servers = append(pb.servers, s)
 			forwards = append(forwards, map[string]any{
 				"ports":  []any{int64(p.ContainerPort)},
-				"target": map[string]any{"address": "127.0.0.1", "port": int64(s.Port())},
+				"target": map[string]any{"address": "127.0.0.1", "port": int64(local)},
 			})
 		}
 	}
@@ -382,6 +420,12 @@ func (b *backends) nudge(ctx context.Context, ns, name string, uid types.UID) er
 // close stops a pod's servers and closes its logs.
 func (pb *podBackend) close() {
 	closeAll(pb.servers)
+	for _, u := range pb.udp {
+		u.Close()
+	}
+	for _, r := range pb.relays {
+		r.close()
+	}
 	for _, l := range pb.logs {
 		l.Close()
 	}

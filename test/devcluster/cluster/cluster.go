@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,7 @@ type Cluster struct {
 	extraArgs []string
 	log       io.Writer
 	backends  *backends
+	restHost  string // the API server's URL
 	stopBack  context.CancelFunc
 	procs     map[string]*componentProcess // components stopped and started by the harness
 
@@ -160,6 +162,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	c.backends = newBackends(c.Clientset, c.Dynamic, logw, logDir)
+	if u, err := url.Parse(c.restHost); err == nil {
+		c.backends.apiPort = u.Port()
+	}
 	if err := c.backends.start(backCtx); err != nil {
 		return nil, err
 	}
@@ -235,6 +240,7 @@ func (c *Cluster) connect() error {
 	// The harness seeds hundreds of objects; client-go's default 5 QPS would
 	// make that take minutes.
 	cfg.QPS, cfg.Burst = 500, 1000
+	c.restHost = cfg.Host
 	if c.Clientset, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}

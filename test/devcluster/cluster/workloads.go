@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,11 +50,35 @@ func (c *Cluster) CreateNamespace(ctx context.Context, name string) error {
 	return nil
 }
 
+// RestrictedLabel is the label that makes PodSecurity admission enforce
+// the restricted standard in a namespace.
+const RestrictedLabel = "pod-security.kubernetes.io/enforce"
+
+// Restrict makes the API server refuse, in namespace ns, pods that break
+// the restricted Pod Security Standard.
+func (c *Cluster) Restrict(ctx context.Context, ns string) error {
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"restricted"}}}`, RestrictedLabel)
+	if _, err := c.Clientset.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("restrict namespace %s: %w", ns, err)
+	}
+	return nil
+}
+
 func podTemplate(name string, ports []corev1.ContainerPort) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{AppLabel: name}},
 		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "app", Image: "kubefwd-devcluster/backend", Ports: ports}},
+			// Within the restricted Pod Security Standard, so that they run
+			// in a namespace that enforces it (Restrict).
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{Name: "app", Image: "kubefwd-devcluster/backend", Ports: ports,
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				}}},
 			// kwok deletes pods at once anyway; say so for the API's sake.
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
 		},
@@ -190,6 +216,58 @@ func (c *Cluster) CreateEndpointSliceForPod(ctx context.Context, ns, service str
 		return nil, fmt.Errorf("create endpointslice for %s/%s: %w", ns, service, err)
 	}
 	return out, nil
+}
+
+// CreateOutsideService creates a Service without selector whose
+// EndpointSlice lists address (host:port of the cluster's network, not a
+// pod) and serves it here: the relay reaches it, port-forward cannot.
+func (c *Cluster) CreateOutsideService(ctx context.Context, ns, name, portName string, servicePort int32, address string) error {
+	host, portText, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return err
+	}
+	srv, err := c.backends.serveOutside(ns, name, int32(port))
+	if err != nil {
+		return err
+	}
+	c.MapAddress("tcp", address, srv)
+	if _, err := c.CreateService(ctx, ServiceSpec{Namespace: ns, Name: name,
+		Ports: []corev1.ServicePort{ServicePort(portName, servicePort, intstr.FromInt32(int32(port)))}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-outside", Namespace: ns,
+			Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "kubefwd-devcluster"},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{host},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+		}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To(portName), Port: ptr.To(int32(port)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	if _, err := c.Clientset.DiscoveryV1().EndpointSlices(ns).Create(ctx, es, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create endpointslice for %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// ServeLocal starts a backend server on 127.0.0.1 (a kernel-chosen port),
+// stopped with the cluster, and returns its port: a server outside the
+// cluster, for an ExternalName Service to alias as localhost.
+func (c *Cluster) ServeLocal(ns, name string) (int32, error) {
+	addr, err := c.backends.serveOutside(ns, name, 0)
+	if err != nil {
+		return 0, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	p, err := strconv.Atoi(port)
+	return int32(p), err
 }
 
 // Pods lists the pods labelled app=app, oldest first.

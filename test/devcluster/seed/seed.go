@@ -73,6 +73,10 @@ func Apply(ctx context.Context, c *cluster.Cluster, s Spec) error {
 	return fmt.Errorf("unknown seed %q", s.Name)
 }
 
+// OutsideAddress is where the demo's billing Service's EndpointSlice
+// points: an address of the cluster's network that is not a pod.
+const OutsideAddress = "192.0.2.10:8080"
+
 // readiness is one Service to wait for and how many ready endpoints it needs.
 type readiness struct {
 	ns, name string
@@ -84,6 +88,11 @@ func demo(ctx context.Context, c *cluster.Cluster) error {
 		if err := c.CreateNamespace(ctx, ns); err != nil {
 			return err
 		}
+	}
+	// The relay pod of `kubefwd svc -n demo --relay` runs here: the API
+	// server refuses it if it breaks the restricted standard.
+	if err := c.Restrict(ctx, "demo"); err != nil {
+		return err
 	}
 	http := cluster.ContainerPort("http", 8080)
 	steps := []func() error{
@@ -135,6 +144,21 @@ func demo(ctx context.Context, c *cluster.Cluster) error {
 		func() error {
 			_, err := c.CreateService(ctx, cluster.ServiceSpec{Namespace: "demo", Name: "legacy",
 				Ports: []corev1.ServicePort{cluster.ServicePort("http", 8080, intstr.FromInt32(8080))}})
+			return err
+		},
+		// Beyond port-forward, for --relay: endpoints that are not pods (an
+		// address of the cluster's network, served here), and an alias of
+		// a name the relay resolves (localhost, where a server listens).
+		func() error {
+			return c.CreateOutsideService(ctx, "demo", "billing", "http", 80, OutsideAddress)
+		},
+		func() error {
+			port, err := c.ServeLocal("demo", "alias")
+			if err != nil {
+				return err
+			}
+			_, err = c.CreateService(ctx, cluster.ServiceSpec{Namespace: "demo", Name: "alias", ExternalName: "localhost",
+				Ports: []corev1.ServicePort{cluster.ServicePort("http", port, intstr.FromInt32(port))}})
 			return err
 		},
 		func() error { _, err := c.CreateDeployment(ctx, "demo2", "web", 1, http); return err },
