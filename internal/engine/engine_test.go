@@ -65,6 +65,7 @@ type fwdOptions struct {
 	// tunnelsOnly keeps every connection on a tunnel (no direct first
 	// connections), for tests about tunnels.
 	tunnelsOnly bool
+	relay       engine.RelayOptions
 }
 
 // startEngine runs the engine the way `kubefwd svc` does, until the test
@@ -122,6 +123,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 		Proxy:   forward.ProxyOptions{WaitForEndpoint: wait},
 		Dialer:  forward.DialerOptions{DisableDirect: o.tunnelsOnly},
 		Network: netwatch.Options{NetNS: o.netns},
+		Relay:   o.relay,
 		Log:     slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
