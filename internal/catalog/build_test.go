@@ -480,7 +480,9 @@ func TestBuildRelay(t *testing.T) {
 	if off := Build("c", ext, nil, BuildOptions{}); !strings.Contains(off.NotForwarded, "--relay") {
 		t.Errorf("ExternalName without --relay: %q", off.NotForwarded)
 	}
-	bare := svc("bare", func(s *corev1.Service) { s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "x.example.com" })
+	bare := svc("bare", func(s *corev1.Service) {
+		s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "x.example.com"
+	})
 	if got := Build("c", bare, nil, on); !strings.Contains(got.NotForwarded, "declares no TCP or UDP ports") {
 		t.Errorf("ExternalName without ports: %q", got.NotForwarded)
 	}
