@@ -43,6 +43,20 @@ type Status struct {
 	// HostsError is why the hosts file could not be written, while that
 	// lasts (kubefwd retries; the names in it may be stale or missing).
 	HostsError string `json:"hostsError,omitempty"`
+	// Relays are the relay pods of svc --relay, one per context, once a
+	// Service needs one.
+	Relays []Relay `json:"relays,omitempty"`
+}
+
+// Relay is how one context's relay pod stands.
+type Relay struct {
+	Context   string `json:"context"`
+	Namespace string `json:"namespace"`
+	Pod       string `json:"pod,omitempty"`
+	Ready     bool   `json:"ready"`
+	// Reason says why it is not ready: starting, ended, or refused
+	// ("cannot create the relay (forbidden …)").
+	Reason string `json:"reason,omitempty"`
 }
 
 // SkippedName is a name left out of the hosts file, and why.
@@ -299,6 +313,7 @@ const (
 	EventRefresh          = "refresh"            // tunnels were dropped on request or after sleep
 	EventHostsError       = "hosts-error"        // the hosts file could not be written (retried)
 	EventNetworkChanged   = "network-changed"    // the machine's network changed: idle tunnels closed
+	EventRelay            = "relay"              // a relay pod started, became ready, ended or was refused
 
 	// The stream's own: the first line of every stream, and the last one
 	// a client too slow to keep up gets before it is closed.

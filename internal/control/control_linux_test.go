@@ -52,10 +52,11 @@ func TestMain(m *testing.M) {
 type stubEngine struct {
 	refreshed atomic.Int32
 	bytesIn   atomic.Int64 // web's, beyond 1000
+	relay     atomic.Bool  // also a relayed UDP port, and the relay
 }
 
 func (s *stubEngine) Status() api.Status {
-	return api.Status{
+	st := api.Status{
 		Contexts: []string{"dev"},
 		Forwards: []api.Forward{
 			{Context: "dev", Namespace: "demo", Service: "web", State: api.StateActive,
@@ -64,6 +65,13 @@ func (s *stubEngine) Status() api.Status {
 		},
 		Tunnels: []api.TunnelStats{{Context: "dev", Open: 1, Dials: 3, DialFailures: 1, Direct: 4}},
 	}
+	if s.relay.Load() {
+		// TCP and UDP on one port number (the UDP one through the relay).
+		st.Forwards = append(st.Forwards, api.Forward{Context: "dev", Namespace: "demo", Service: "dns", State: api.StateActive,
+			Ports: []api.Port{{Protocol: "TCP", Port: 53, Local: 53, BytesIn: 5}, {Protocol: "UDP", Port: 53, Local: 53, BytesIn: 7, Relay: "via relay"}}})
+		st.Relays = []api.Relay{{Context: "dev", Namespace: "demo", Pod: "kubefwd-relay-x", Ready: true}}
+	}
+	return st
 }
 func (s *stubEngine) Refresh() { s.refreshed.Add(1) }
 func (s *stubEngine) RefreshServices(services []string) ([]string, error) {
@@ -281,8 +289,9 @@ func TestStaleSocketRemoved(t *testing.T) {
 // Metrics are Prometheus text that the Prometheus parser reads.
 func TestMetrics(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "kubefwd")
-	_, stop := serve(t, dir, os.Getuid())
+	eng, stop := serve(t, dir, os.Getuid())
 	defer stop()
+	eng.relay.Store(true)
 	c, err := Connect(dir, "")
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +326,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("no %s%v in %v", name, labels, families[name])
 		return 0
 	}
-	if v := value("kubefwd_forwards", map[string]string{"state": api.StateActive}); v != 1 {
+	if v := value("kubefwd_forwards", map[string]string{"state": api.StateActive}); v != 2 {
 		t.Errorf("active forwards = %v", v)
 	}
 	if v := value("kubefwd_bytes_total", map[string]string{"service": "web", "direction": "in"}); v != 1000 {
@@ -331,6 +340,15 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := value("kubefwd_direct_connections_total", map[string]string{"context": "dev"}); v != 4 {
 		t.Errorf("direct connections = %v", v)
+	}
+	if v := value("kubefwd_bytes_total", map[string]string{"service": "dns", "port": "53/udp", "direction": "in"}); v != 7 {
+		t.Errorf("UDP bytes in = %v", v)
+	}
+	if v := value("kubefwd_bytes_total", map[string]string{"service": "dns", "port": "53", "direction": "in"}); v != 5 {
+		t.Errorf("TCP bytes in = %v", v)
+	}
+	if v := value("kubefwd_relay_ready", map[string]string{"context": "dev"}); v != 1 {
+		t.Errorf("relay ready = %v", v)
 	}
 	// The runtime's and the process's figures, which a long run is watched by.
 	if v := value("go_goroutines", nil); v < 1 {

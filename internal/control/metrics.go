@@ -13,7 +13,7 @@ import (
 type collector struct {
 	engine Engine
 
-	forwards, open, bytes, failed, streamErrors, retried, tunnels, dials, dialFailures, reconnects, direct, requests, watchErrors *prometheus.Desc
+	forwards, open, bytes, failed, streamErrors, retried, tunnels, dials, dialFailures, reconnects, direct, requests, watchErrors, relayReady *prometheus.Desc
 }
 
 func newCollector(e Engine) *collector {
@@ -33,11 +33,12 @@ func newCollector(e Engine) *collector {
 		tunnels:      prometheus.NewDesc("kubefwd_tunnels_open", "Tunnels open or being dialed.", []string{"context"}, nil),
 		dials:        prometheus.NewDesc("kubefwd_tunnel_dials_total", "Tunnel dials.", []string{"context"}, nil),
 		dialFailures: prometheus.NewDesc("kubefwd_tunnel_dial_failures_total", "Tunnel dials that failed.", []string{"context"}, nil),
+		relayReady:   prometheus.NewDesc("kubefwd_relay_ready", "1 when the context's relay pod (svc --relay) carries connections, 0 while it starts or is refused.", []string{"context", "namespace"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.streamErrors, c.retried, c.tunnels, c.dials, c.dialFailures, c.reconnects, c.direct, c.requests, c.watchErrors} {
+	for _, d := range []*prometheus.Desc{c.forwards, c.open, c.bytes, c.failed, c.streamErrors, c.retried, c.tunnels, c.dials, c.dialFailures, c.reconnects, c.direct, c.requests, c.watchErrors, c.relayReady} {
 		ch <- d
 	}
 }
@@ -49,7 +50,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range st.Forwards {
 		states[f.State]++
 		for _, p := range f.Ports {
-			labels := []string{f.Context, f.Namespace, f.Service, f.Pod, strconv.Itoa(int(p.Local))}
+			port := strconv.Itoa(int(p.Local))
+			if p.Protocol == "UDP" {
+				port += "/udp" // a TCP and a UDP port of one number are two series
+			}
+			labels := []string{f.Context, f.Namespace, f.Service, f.Pod, port}
 			ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(p.Connections), labels...)
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(p.BytesIn), append(labels, "in")...)
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(p.BytesOut), append(labels, "out")...)
@@ -73,5 +78,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(r.Count), a.Context, r.Verb, r.Resource)
 		}
 		ch <- prometheus.MustNewConstMetric(c.watchErrors, prometheus.CounterValue, float64(a.WatchErrors), a.Context)
+	}
+	for _, r := range st.Relays {
+		ready := 0.0
+		if r.Ready {
+			ready = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.relayReady, prometheus.GaugeValue, ready, r.Context, r.Namespace)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/internal/relay"
@@ -31,6 +32,14 @@ func (e *Engine) newRelay(cl *cluster) *relaypod.Manager {
 		// Whatever goes through the relay is reconciled again: it starts,
 		// stops or is refused.
 		Changed: func() {
+			if m := cl.relay; m != nil {
+				st := m.State()
+				state := "ready"
+				if !st.Ready {
+					state = "not ready"
+				}
+				e.events.emit(api.Event{Type: api.EventRelay, Context: cl.target.Context, Namespace: m.Namespace(), Pod: st.Pod, State: state, Reason: st.Reason})
+			}
 			cl.relayMu.Lock()
 			keys := make([]catalog.Key, 0, len(cl.relayUsers))
 			for k := range cl.relayUsers {

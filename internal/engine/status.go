@@ -66,6 +66,10 @@ func (e *Engine) Status() api.Status {
 			stats.Requests = cl.target.Requests.Snapshot()
 		}
 		st.API = append(st.API, stats)
+		if cl.relay != nil && cl.relay.Wanted() {
+			rs := cl.relay.State()
+			st.Relays = append(st.Relays, api.Relay{Context: name, Namespace: cl.relay.Namespace(), Pod: rs.Pod, Ready: rs.Ready, Reason: rs.Reason})
+		}
 	}
 	return st
 }

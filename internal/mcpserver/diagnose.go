@@ -71,7 +71,14 @@ func diagnose(st api.Status, service string) Diagnosis {
 		case api.StatePaused:
 			add(what+" is paused: "+f.Reason, "resume_service with "+what)
 		case api.StateNotForwarded:
-			add(what+" cannot be forwarded: "+f.Reason, "nothing kubefwd can do: port-forward reaches pods only (see the reason)")
+			fix := "nothing kubefwd can do: port-forward reaches pods only (see the reason)"
+			switch {
+			case strings.Contains(f.Reason, "--relay"):
+				fix = "restart kubefwd with --relay: a relay pod carries it (see the README on what that pod may do)"
+			case strings.Contains(f.Reason, "cannot create the relay"):
+				fix = "ask the cluster's admin for create, get, patch and delete on pods in the relay's namespace (RBAC), or choose another with --relay-namespace"
+			}
+			add(what+" cannot be forwarded: "+f.Reason, fix)
 		case api.StateUnreachable:
 			add(what+" has ready pods that connections cannot reach: "+f.Reason,
 				"check the pod answers on its port (get_pod_logs); if it does, refresh "+what+" to reopen its tunnels")
@@ -90,7 +97,11 @@ func diagnose(st api.Status, service string) Diagnosis {
 			}
 		}
 		for _, s := range f.Skipped {
-			add(what+" port "+s, "that port is not forwarded; use another")
+			fix := "that port is not forwarded; use another"
+			if strings.Contains(s, "--relay") {
+				fix = "restart kubefwd with --relay to forward it through a relay pod"
+			}
+			add(what+" port "+s, fix)
 		}
 		for _, t := range st.Tunnels {
 			if failing && t.Context == f.Context && t.DialFailures > 0 {

@@ -106,10 +106,12 @@ type (
 	}
 
 	port struct {
-		Name    string `json:"name,omitempty"`
-		Port    int32  `json:"port"`
-		Local   int32  `json:"local"`
-		Connect string `json:"connect,omitempty"` // host:port to dial
+		Name     string `json:"name,omitempty"`
+		Port     int32  `json:"port"`
+		Local    int32  `json:"local"`
+		Protocol string `json:"protocol,omitempty"` // UDP; TCP when empty
+		Connect  string `json:"connect,omitempty"`  // host:port to dial
+		Relay    string `json:"relay,omitempty"`    // why it goes through the relay pod, and how that stands
 	}
 	service struct {
 		Context   string   `json:"context"`
@@ -322,7 +324,10 @@ func summarize(forwards []api.Forward) []service {
 		sv := service{Context: f.Context, Namespace: f.Namespace, Service: f.Service, Pod: f.Pod,
 			State: f.State, Reason: f.Reason, Address: f.Address, Names: f.Names}
 		for _, p := range f.Ports {
-			pt := port{Name: p.Name, Port: p.Port, Local: p.Local}
+			pt := port{Name: p.Name, Port: p.Port, Local: p.Local, Relay: p.Relay}
+			if p.Protocol == "UDP" {
+				pt.Protocol = p.Protocol
+			}
 			if len(f.Names) > 0 {
 				pt.Connect = f.Names[0] + ":" + strconv.Itoa(int(p.Local))
 			}

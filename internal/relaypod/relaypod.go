@@ -136,6 +136,16 @@ func (m *Manager) Namespace() string { return m.opts.Namespace }
 // Want asks for the relay: Run creates it now if it has not yet.
 func (m *Manager) Want() { m.wantOne.Do(func() { close(m.want) }) }
 
+// Wanted says whether Want was called.
+func (m *Manager) Wanted() bool {
+	select {
+	case <-m.want:
+		return true
+	default:
+		return false
+	}
+}
+
 // State says where the relay stands.
 func (m *Manager) State() State {
 	m.mu.Lock()

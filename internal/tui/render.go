@@ -355,7 +355,13 @@ func (m Model) renderDetail(st styles) []string {
 		if p.Name != "" {
 			s = strings.Replace(s, fmt.Sprintf("port %-5d", p.Port), fmt.Sprintf("port %d/%s", p.Port, p.Name), 1)
 		}
+		if p.Protocol == "UDP" {
+			s = strings.Replace(s, " conn ", " (UDP) flows ", 1)
+		}
 		lines = append(lines, s)
+		if p.Relay != "" {
+			lines = append(lines, st.dim.Render("             "+p.Relay))
+		}
 		if p.LastError != "" && p.LastErrorAt != nil {
 			lines = append(lines, st.bad.Render("             last error "+ago(m.now(), *p.LastErrorAt)+" ago: "+p.LastError))
 		}

@@ -93,6 +93,12 @@ func buildRows(st *api.Status, rates map[api.ForwardKey][2]float64, filter strin
 			if p.Local != p.Port {
 				s += "→" + strconv.Itoa(int(p.Local))
 			}
+			if p.Protocol == "UDP" {
+				s += "/udp"
+			}
+			if p.Relay != "" {
+				s += "*" // through the relay; the detail says why
+			}
 			ports = append(ports, s)
 			r.conns += p.Connections
 			for _, ep := range p.Endpoints {
@@ -188,6 +194,10 @@ func connStrings(f *api.Forward) []string {
 	var out []string
 	for _, p := range f.Ports {
 		port := strconv.Itoa(int(p.Local))
+		if p.Protocol == "UDP" {
+			out = append(out, host+":"+port+" (UDP)")
+			continue
+		}
 		out = append(out, host+":"+port)
 		if u := urlFor(p.Name, p.Local, host); u != "" {
 			out = append(out, u)
