@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pairs := fs.Int("pairs", 0, "alternating kubefwd/kubectl pairs per scenario (default 5; 2 with --quick)")
 	out := fs.String("out", "BENCHMARKS.md", "where the report goes (full mode)")
 	results := fs.String("results", filepath.Join("bench", "results"), "directory for the raw numbers (JSON)")
-	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage,view (default all)")
+	only := fs.String("only", "", "comma-separated scenarios to run: throughput,latency,failover,startup,outage,udp,view (default all)")
 	profile := fs.String("profile-dir", "", "write kubefwd's CPU and allocation profiles for each scenario under this directory")
 	render := fs.String("render", "", "only write the report again from a results JSON file (after changing the report's text)")
 	baseline := fs.String("baseline", "", "also compare with kubefwd built from this commit of the repository (e.g. a tag, or main~10): warm new-connection latency and one connection's throughput, alternately in the same run")
@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, s := range strings.Split(*only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			switch s {
-			case "throughput", "latency", "failover", "startup", "outage", "view", "baseline":
+			case "throughput", "latency", "failover", "startup", "outage", "udp", "view", "baseline":
 				want[s] = true
 			default:
 				fmt.Fprintf(stderr, "bench: --only %q: unknown scenario\n", s)
@@ -178,6 +178,7 @@ func runBench(ctx context.Context, stdout, logw io.Writer, quick bool, pairs int
 		{"failover", b.failover},
 		// Before startup, whose thousands of Services slow the cluster down.
 		{"outage", b.outage},
+		{"udp", b.udp},
 		{"startup", func(ctx context.Context) ([]Result, error) {
 			var all []Result
 			for _, s := range []struct {
