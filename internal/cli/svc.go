@@ -93,6 +93,7 @@ type svcOptions struct {
 type helperSession interface {
 	engine.HostsWriter
 	Listen(netip.AddrPort) (net.Listener, error)
+	ListenPacket(netip.AddrPort) (net.PacketConn, error)
 	Keep(context.Context)
 	Close() error
 	HostsPath() string
@@ -485,6 +486,7 @@ func (o *svcOptions) engineOptions(targets []kube.Target, session *keptSession, 
 	if session != nil {
 		// Ending the session removes what the helper holds for us.
 		opts.Hosts, opts.Aliases, opts.Listen = session.helperSession, helperAliases(session.helperSession), session.Listen
+		opts.ListenPacket = session.ListenPacket
 		return opts, func() { session.Close() }, nil
 	}
 	hostsFile := &hosts.File{Path: o.hostsPath, Block: hosts.Block{ID: id, Owner: hosts.Self().String()}, AfterWrite: func() {

@@ -59,10 +59,12 @@ type Options struct {
 	Aliases                      AddressAliases // nil: none needed
 	// Listen opens a TCP listener (nil: net.Listen); the privileged
 	// helper's client binds them for a kubefwd that is not root.
-	Listen   func(netip.AddrPort) (net.Listener, error)
-	Proxy    forward.ProxyOptions
-	Dialer   forward.DialerOptions
-	PinFirst bool
+	Listen func(netip.AddrPort) (net.Listener, error)
+	// ListenPacket binds a UDP socket (nil: net.ListenPacket), as Listen.
+	ListenPacket func(netip.AddrPort) (net.PacketConn, error)
+	Proxy        forward.ProxyOptions
+	Dialer       forward.DialerOptions
+	PinFirst     bool
 	// HostsDelay batches hosts writes: changes within it become one write.
 	HostsDelay time.Duration
 	// StateDelay batches address-state saves while running (default

@@ -45,7 +45,7 @@ func (e *Engine) syncPorts(serveCtx context.Context, cl *cluster, o origin, addr
 			pf = &portForward{port: p.Port, eps: forward.NewEndpoints(e.opts.PinFirst), counters: &forward.Counters{}}
 			pf.counters.Trouble.OnChange = func(st forward.TroubleState) { e.troubleChanged(o, pf, st) }
 			if k.udp {
-				pc, err := net.ListenPacket("udp", ap.String())
+				pc, err := e.listenPacket(ap)
 				if err != nil {
 					errs = append(errs, listenError(addr, p.Local, err))
 					continue
@@ -123,6 +123,13 @@ func sameEndpoints(a, b []forward.Endpoint) bool {
 		return m
 	}
 	return maps.Equal(set(a), set(b))
+}
+
+func (e *Engine) listenPacket(ap netip.AddrPort) (net.PacketConn, error) {
+	if e.opts.ListenPacket != nil {
+		return e.opts.ListenPacket(ap)
+	}
+	return net.ListenPacket("udp", ap.String())
 }
 
 func (e *Engine) listen(ap netip.AddrPort) (net.Listener, error) {

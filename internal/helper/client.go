@@ -144,6 +144,31 @@ func (c *Client) Listen(addr netip.AddrPort) (net.Listener, error) {
 	return net.FileListener(f)
 }
 
+// ListenPacket returns a UDP socket bound to addr by the helper.
+func (c *Client) ListenPacket(addr netip.AddrPort) (net.PacketConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.readyLocked(); err != nil {
+		return nil, err
+	}
+	resp, fd, err := c.exchangeLocked(Request{Op: OpListen, Network: "udp", Addr: addr.Addr().String(), Port: int(addr.Port())})
+	if err != nil {
+		closeFD(fd)
+		return nil, err
+	}
+	if fd < 0 {
+		return nil, fmt.Errorf("the helper sent no socket for %s/udp (%s)", addr, resp.Error)
+	}
+	f := os.NewFile(uintptr(fd), "helper-udp")
+	defer f.Close() // FilePacketConn made its own copy
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		// A helper older than UDP support binds TCP whatever is asked.
+		return nil, fmt.Errorf("the helper did not bind a UDP socket for %s (update it: sudo kubefwd helper install): %w", addr, err)
+	}
+	return pc, nil
+}
+
 // Apply makes this instance's hosts block hold exactly entries, but for
 // the names it returns as skipped: those the helper's checks refuse (they
 // are left out here before sending, where this side can tell), those its

@@ -36,7 +36,7 @@ const (
 	OpInfo   = "info"   // who am I to the helper; allowed before hello, by anyone
 	OpHello  = "hello"  // start a session: {instance}
 	OpPing   = "ping"   // keep-alive, and how a client notices a restarted helper
-	OpListen = "listen" // {addr, port} → a listening TCP socket
+	OpListen = "listen" // {addr, port, network} → a listening TCP socket, or a bound UDP one
 	OpHosts  = "hosts"  // {entries} → this session's hosts block holds exactly these
 	OpAlias  = "alias"  // {addr, remove} → lo0 alias (macOS; nothing to do elsewhere)
 )
@@ -62,12 +62,14 @@ const (
 
 // Request is one client message.
 type Request struct {
-	Op       string  `json:"op"`
-	Instance string  `json:"instance,omitempty"`
-	Addr     string  `json:"addr,omitempty"`
-	Port     int     `json:"port,omitempty"`
-	Entries  []Entry `json:"entries,omitempty"`
-	Remove   bool    `json:"remove,omitempty"`
+	Op       string `json:"op"`
+	Instance string `json:"instance,omitempty"`
+	Addr     string `json:"addr,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	// Network is "udp" for a UDP socket; "" (or "tcp") for a TCP listener.
+	Network string  `json:"network,omitempty"`
+	Entries []Entry `json:"entries,omitempty"`
+	Remove  bool    `json:"remove,omitempty"`
 }
 
 // Entry is one hosts line as sent over the wire.

@@ -484,8 +484,8 @@ func (s *Server) hello(sess *session, req Request) Response {
 	return resp
 }
 
-// listen binds a TCP listener on a checked loopback address and returns a
-// duplicate of its descriptor to pass to the client.
+// listen binds a TCP listener, or a UDP socket, on a checked loopback
+// address and returns a duplicate of its descriptor to pass to the client.
 func (s *Server) listen(ctx context.Context, req Request) (*os.File, error) {
 	addr, err := CheckAddr(req.Addr)
 	if err != nil {
@@ -496,6 +496,18 @@ func (s *Server) listen(ctx context.Context, req Request) (*os.File, error) {
 	}
 	ap := netip.AddrPortFrom(addr, uint16(req.Port))
 	var lc net.ListenConfig
+	switch req.Network {
+	case "", "tcp":
+	case "udp":
+		pc, err := lc.ListenPacket(ctx, "udp4", ap.String())
+		if err != nil {
+			return nil, fmt.Errorf("cannot listen on %s/udp: %w", ap, errors.Unwrap(err))
+		}
+		defer pc.Close()
+		return pc.(*net.UDPConn).File()
+	default:
+		return nil, fmt.Errorf("network %q: want tcp or udp", clip(req.Network))
+	}
 	ln, err := lc.Listen(ctx, "tcp4", ap.String())
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", ap, errors.Unwrap(err))

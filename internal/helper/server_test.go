@@ -180,6 +180,59 @@ func TestListenHandsOverASocket(t *testing.T) {
 	}
 }
 
+// A UDP socket, bound by the helper on a checked loopback address, works
+// in the client's hands; a second one on the same address and port is
+// refused by the kernel, and a TCP listener there is another socket.
+func TestListenPacketHandsOverASocket(t *testing.T) {
+	h := startHelper(t)
+	c, err := Dial(t.Context(), h.socket, "one", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	probe, err := net.ListenPacket("udp", "127.1.99.8:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort(probe.LocalAddr().String())
+	probe.Close()
+
+	pc, err := c.ListenPacket(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if pc.LocalAddr().String() != addr.String() {
+		t.Fatalf("socket on %s, want %s", pc.LocalAddr(), addr)
+	}
+	go func() {
+		buf := make([]byte, 100)
+		n, from, err := pc.ReadFrom(buf)
+		if err == nil {
+			pc.WriteTo(append([]byte("re: "), buf[:n]...), from)
+		}
+	}()
+	conn, err := net.Dial("udp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.Write([]byte("hi"))
+	buf := make([]byte, 10)
+	if n, err := conn.Read(buf); err != nil || string(buf[:n]) != "re: hi" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if _, err := c.ListenPacket(addr); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("second UDP socket: %v", err)
+	}
+	ln, err := c.Listen(addr)
+	if err != nil {
+		t.Fatalf("TCP on the UDP socket's port: %v", err)
+	}
+	ln.Close()
+}
+
 func TestHostsBlockFollowsTheSession(t *testing.T) {
 	h := startHelper(t)
 	c, err := Dial(t.Context(), h.socket, "web", nil)
@@ -240,6 +293,9 @@ func TestRefusals(t *testing.T) {
 		{"ipv6 prefix", Request{Op: OpListen, Addr: "::/0", Port: 80}, "want an IPv4 address"},
 		{"mapped", Request{Op: OpListen, Addr: "::ffff:127.1.1.1", Port: 80}, "want an IPv4 address"},
 		{"system", Request{Op: OpListen, Addr: "127.0.0.1", Port: 53}, "machine's own services"},
+		{"system, UDP", Request{Op: OpListen, Network: "udp", Addr: "127.0.0.53", Port: 53}, "machine's own services"},
+		{"UDP wildcard", Request{Op: OpListen, Network: "udp", Addr: "0.0.0.0", Port: 53}, "outside 127.0.0.0/8"},
+		{"unknown network", Request{Op: OpListen, Network: "unixgram", Addr: "127.1.1.1", Port: 53}, "want tcp or udp"},
 		{"debian hostname address", Request{Op: OpListen, Addr: "127.0.1.1", Port: 80}, "machine's own services"},
 		{"system /16", Request{Op: OpAlias, Addr: "127.0.200.1"}, "machine's own services"},
 		{"broadcast", Request{Op: OpListen, Addr: "127.255.255.255", Port: 80}, "broadcast"},
