@@ -92,7 +92,7 @@ func TestRelayCarriesWhatPortForwardCannot(t *testing.T) {
 		t.Fatalf("relay pods before the test: %d", len(got))
 	}
 	f := startEngine(t, c, fwdOptions{namespaces: []string{"demo", "default"}, relay: engine.RelayOptions{Enabled: true, Image: "kubefwd/relay:test", Host: "test-host"}})
-	dns := f.waitName(t, "dns")
+	dns := f.waitName(t, "dns.demo")
 	f.waitName(t, "billing")
 	f.waitName(t, "alias")
 	f.waitName(t, "kubernetes.default")
