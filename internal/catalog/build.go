@@ -109,6 +109,7 @@ type BuildOptions struct {
 const (
 	RelayUDP       = "UDP: port-forward carries TCP only"
 	RelayNotPods   = "its endpoints are not pods: port-forward reaches pods only"
+	RelaySomeNot   = "some of its endpoints are not pods: port-forward reaches pods only"
 	relayHint      = " (--relay carries it through a relay pod)"
 	relayReachHint = " (--relay reaches them through a relay pod)"
 )
@@ -248,6 +249,8 @@ func Build(context string, svc *corev1.Service, endpointSlices []*discoveryv1.En
 		switch {
 		case port.Protocol == corev1.ProtocolUDP:
 			port.Relay = RelayUDP
+		case notPods[p.Name] && len(pods) > 0:
+			port.Relay = RelaySomeNot
 		case notPods[p.Name] || (len(pods) == 0 && out.NonPodEndpoints > 0):
 			port.Relay = RelayNotPods
 		}

@@ -466,6 +466,18 @@ func TestBuildRelay(t *testing.T) {
 	if off := Build("c", legacy, legacySlices, BuildOptions{}); !strings.Contains(off.NotForwarded, "--relay") {
 		t.Errorf("not pods, without --relay: %q", off.NotForwarded)
 	}
+	// Pods and other endpoints together: the pods directly, the rest
+	// through the relay, in one set.
+	mixed := []*discoveryv1.EndpointSlice{slice("legacy", map[string]int32{"http": 8080},
+		epSpec{pod: "legacy-0", ip: "10.0.2.1", ready: true}, epSpec{notPod: true, ip: "192.0.2.7", ready: true})}
+	got = Build("c", legacy, mixed, on)
+	if len(got.Ports) != 1 || got.Ports[0].Relay != RelaySomeNot ||
+		!slices.Equal(got.Ports[0].Endpoints, []forward.Endpoint{relayed("192.0.2.7:8080"), endpoint("legacy-0", 8080)}) {
+		t.Errorf("pods and others, with --relay: %+v", got.Ports)
+	}
+	if off := Build("c", legacy, mixed, BuildOptions{}); len(off.Ports) != 1 || off.Ports[0].Relay != "" || len(off.Ports[0].Endpoints) != 1 {
+		t.Errorf("pods and others, without --relay: %+v", off.Ports)
+	}
 
 	// ExternalName: every TCP and UDP port, to the name it aliases.
 	ext := svc("ext", func(s *corev1.Service) {

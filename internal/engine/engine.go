@@ -429,7 +429,7 @@ func (e *Engine) reconcile(serveCtx context.Context, key catalog.Key) error {
 	desired := catalog.Build(key.Context, svc, endpointSlices, catalog.BuildOptions{Mapping: e.opts.Mapping, Relay: cl.relay != nil})
 	cl.useRelay(key, desired.UsesRelay())
 	if desired.UsesRelay() {
-		viaRelay(cl.relay, &desired)
+		viaRelay(cl.relay.Namespace(), cl.relay.State(), &desired)
 	}
 	for _, s := range desired.Skipped {
 		e.reportOnce(catalog.Key{Context: key.Context, Namespace: key.Namespace, Name: key.Name + ":" + s.Port}, "port not forwarded", key, "port", s.Port, "reason", s.Reason)

@@ -75,8 +75,7 @@ func (cl *cluster) useRelay(key catalog.Key, uses bool) {
 // viaRelay points the relay ports of desired at the relay pod once it
 // runs; until then they wait, with why. A relay the user may not create
 // leaves them out, with the reason, and the rest forwarded.
-func viaRelay(m *relaypod.Manager, desired *catalog.Service) {
-	st := m.State()
+func viaRelay(namespace string, st relaypod.State, desired *catalog.Service) {
 	route := func(ports []catalog.Port) []catalog.Port {
 		var keep []catalog.Port
 		for _, p := range ports {
@@ -84,18 +83,28 @@ func viaRelay(m *relaypod.Manager, desired *catalog.Service) {
 				keep = append(keep, p)
 				continue
 			}
-			if st.Forbidden {
+			// Endpoints with a Target go through the relay; pods among
+			// them (a Service with both) keep the direct path.
+			var direct, relayed []forward.Endpoint
+			for _, ep := range p.Endpoints {
+				if ep.Target == "" {
+					direct = append(direct, ep)
+				} else {
+					relayed = append(relayed, ep)
+				}
+			}
+			if st.Forbidden && len(direct) == 0 && p.Relay != catalog.RelaySomeNot {
 				desired.Skipped = append(desired.Skipped, catalog.Skip{Port: portName(p), Reason: st.Reason})
 				continue
 			}
-			eps := slices.Clone(p.Endpoints)
-			p.Endpoints = nil
-			if st.Ready {
-				for _, ep := range eps {
-					p.Endpoints = append(p.Endpoints, forward.Endpoint{Pod: forward.Pod{Namespace: m.Namespace(), Name: st.Pod}, Port: relaypod.Port, Target: ep.Target})
+			p.Endpoints = slices.Clone(direct)
+			switch {
+			case st.Ready:
+				for _, ep := range relayed {
+					p.Endpoints = append(p.Endpoints, forward.Endpoint{Pod: forward.Pod{Namespace: namespace, Name: st.Pod}, Port: relaypod.Port, Target: ep.Target})
 				}
-				p.Relay = "via relay " + m.Namespace() + "/" + st.Pod + ", because " + p.Relay
-			} else {
+				p.Relay = "via relay " + namespace + "/" + st.Pod + ", because " + p.Relay
+			default:
 				p.Relay = "via relay, because " + p.Relay + "; " + st.Reason
 			}
 			keep = append(keep, p)

@@ -182,7 +182,9 @@ func (m *Manager) Run(ctx context.Context) {
 			forbidden := apierrors.IsForbidden(err)
 			reason := fmt.Sprintf("cannot create the relay pod in namespace %s: %v", m.opts.Namespace, err)
 			if forbidden {
-				reason = fmt.Sprintf("cannot create the relay (forbidden: may not create pods in namespace %s)", m.opts.Namespace)
+				// RBAC, or an admission policy (Pod Security, a webhook):
+				// the server's message says which.
+				reason = fmt.Sprintf("cannot create the relay (forbidden: %v)", err)
 			}
 			m.opts.Log.Warn("relay not started", "namespace", m.opts.Namespace, "err", err)
 			m.set(State{Reason: reason, Forbidden: forbidden})
@@ -262,7 +264,10 @@ func (m *Manager) create(ctx context.Context) (*corev1.Pod, error) {
 
 // remove deletes pod, even as kubefwd stops (ctx may be over).
 func (m *Manager) remove(pod *corev1.Pod) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Bounded: an unreachable API server must not hold kubefwd's exit;
+	// the relay then ends on its own once idle, or the next start
+	// collects it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := m.opts.API.DeletePod(ctx, pod.Namespace, pod.Name, pod.UID)
 	switch {
