@@ -229,8 +229,15 @@ func (p *Proxy) openTo(ctx context.Context, ep Endpoint, network string) (*Strea
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	timer := time.AfterFunc(p.opts.StreamTimeout+relayDialTime, func() { s.Close() })
 	err = relay.Ask(s, relay.Request{Network: network, Target: ep.Target})
-	timer.Stop()
-	stop()
+	// Either may have closed the stream just as the answer came.
+	inTime, notCancelled := timer.Stop(), stop()
+	switch {
+	case err != nil:
+	case !notCancelled:
+		err = ctx.Err()
+	case !inTime:
+		err = errors.New("the relay did not answer in time")
+	}
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", ep, err)

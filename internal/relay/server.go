@@ -79,11 +79,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			time.Sleep(50 * time.Millisecond) // out of descriptors, most likely
 			continue
 		}
-		idle.busy()
-		streams.Go(func() {
-			defer idle.done()
-			s.serveStream(ctx, c)
-		})
+		streams.Go(func() { s.serveStream(ctx, c, idle) })
 	}
 }
 
@@ -125,7 +121,10 @@ func (it *idleTimer) stop() {
 	}
 }
 
-func (s *Server) serveStream(ctx context.Context, c net.Conn) {
+// serveStream serves one stream. Only a stream that asks for something
+// keeps the relay from idling out: a kubelet's TCP probe or a stray
+// connection must not keep an abandoned relay alive.
+func (s *Server) serveStream(ctx context.Context, c net.Conn, idle *idleTimer) {
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(s.HeaderTimeout))
 	br := bufio.NewReader(c)
@@ -135,6 +134,8 @@ func (s *Server) serveStream(ctx context.Context, c net.Conn) {
 		_ = writeReply(c, err)
 		return
 	}
+	idle.busy()
+	defer idle.done()
 	_ = c.SetReadDeadline(time.Time{})
 	if req == Ping {
 		_ = writeReply(c, nil)

@@ -253,6 +253,30 @@ func TestRelayIdleExit(t *testing.T) {
 	}
 }
 
+// Connections that ask for nothing (a kubelet's TCP probe) do not keep an
+// idle relay alive.
+func TestRelayProbesDoNotKeepAlive(t *testing.T) {
+	relay, result := startRelay(t, &Server{IdleExit: 600 * time.Millisecond})
+	probe := time.NewTicker(100 * time.Millisecond)
+	defer probe.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-result:
+			if !errors.Is(err, ErrIdle) {
+				t.Errorf("Serve returned %v, want ErrIdle", err)
+			}
+			return
+		case <-probe.C:
+			if c, err := net.Dial("tcp", relay); err == nil {
+				c.Close()
+			}
+		case <-deadline:
+			t.Fatal("probes kept the relay alive")
+		}
+	}
+}
+
 // An owner's pings keep an idle relay alive; they stop, it ends.
 func TestRelayPingKeepsAlive(t *testing.T) {
 	relay, result := startRelay(t, &Server{IdleExit: 600 * time.Millisecond})
