@@ -105,7 +105,7 @@ func viaRelay(namespace string, st relaypod.State, desired *catalog.Service) {
 				}
 				p.Relay = "via relay " + namespace + "/" + st.Pod + ", because " + p.Relay
 			default:
-				p.Relay = "via relay, because " + p.Relay + "; " + st.Reason
+				p.Relay = relayWaiting + p.Relay + "; " + st.Reason
 			}
 			keep = append(keep, p)
 		}
@@ -120,6 +120,10 @@ func viaRelay(namespace string, st relaypod.State, desired *catalog.Service) {
 		desired.Pods = nil
 	}
 }
+
+// relayWaiting begins the relay text of a port whose relay does not run
+// yet (the rest says why it goes through the relay, and what it waits for).
+const relayWaiting = "via relay, because "
 
 func portName(p catalog.Port) string {
 	label := string(p.Protocol)

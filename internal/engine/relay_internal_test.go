@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kubefwd/kubefwd/internal/api"
 	"github.com/kubefwd/kubefwd/internal/catalog"
 	"github.com/kubefwd/kubefwd/internal/forward"
 	"github.com/kubefwd/kubefwd/internal/relaypod"
@@ -64,5 +65,18 @@ func TestViaRelay(t *testing.T) {
 	viaRelay("tools", relaypod.State{Reason: reason, Forbidden: true}, &udpOnly)
 	if udpOnly.NotForwarded != reason || len(udpOnly.Ports) != 0 {
 		t.Errorf("refused, nothing else: %+v", udpOnly)
+	}
+}
+
+// A forward whose ports wait for the relay says so, not that it waits for
+// a pod.
+func TestWaitingForTheRelay(t *testing.T) {
+	udp := &portForward{eps: forward.NewEndpoints(false), relay: relayWaiting + catalog.RelayUDP + "; waiting for the relay pod to run"}
+	if state, reason := portsState([]*portForward{udp}, ""); state != api.StateWaiting || !strings.Contains(reason, "waiting for the relay pod") {
+		t.Errorf("%s: %q", state, reason)
+	}
+	plain := &portForward{eps: forward.NewEndpoints(false), relay: "via relay tools/r, because " + catalog.RelayUDP}
+	if _, reason := portsState([]*portForward{plain}, ""); !strings.Contains(reason, "no ready pod") {
+		t.Errorf("relay running, no pod: %q", reason)
 	}
 }

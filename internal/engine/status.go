@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -301,6 +302,12 @@ func portsState(pfs []*portForward, reason string) (string, string) {
 	}
 	if reason == "" {
 		reason = "no ready pod; connections wait for one"
+		for _, pf := range pfs {
+			if strings.HasPrefix(pf.relay, relayWaiting) {
+				reason = pf.relay // the relay, not a pod, is what they wait for
+				break
+			}
+		}
 	}
 	return api.StateWaiting, reason
 }
