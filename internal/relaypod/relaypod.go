@@ -349,7 +349,10 @@ func Spec(namespace, image, instance, host string, pid int, now time.Time) *core
 			},
 		},
 		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyNever,
+			RestartPolicy: corev1.RestartPolicyNever,
+			// The image is a Linux binary: never a Windows node of a mixed
+			// cluster.
+			NodeSelector:                  map[string]string{corev1.LabelOSStable: "linux"},
 			AutomountServiceAccountToken:  &no,
 			EnableServiceLinks:            &no,
 			TerminationGracePeriodSeconds: &grace,

@@ -55,6 +55,9 @@ func TestSpecIsRestricted(t *testing.T) {
 	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("pod security context = %+v", sc)
 	}
+	if p.Spec.NodeSelector[corev1.LabelOSStable] != "linux" {
+		t.Errorf("node selector = %v", p.Spec.NodeSelector)
+	}
 	if p.Spec.AutomountServiceAccountToken == nil || *p.Spec.AutomountServiceAccountToken {
 		t.Error("the relay gets a service account token")
 	}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -257,8 +258,11 @@ func (c *Cluster) createNodes(ctx context.Context, n int) error {
 	for i := range n {
 		node := &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:        fmt.Sprintf("kwok-node-%d", i),
-				Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": fmt.Sprintf("kwok-node-%d", i)},
+				Name: fmt.Sprintf("kwok-node-%d", i),
+				// As a kubelet labels its node (kubernetes.io/os is what
+				// pods select Linux nodes by).
+				Labels: map[string]string{"type": "kwok", "kubernetes.io/hostname": fmt.Sprintf("kwok-node-%d", i),
+					corev1.LabelOSStable: "linux", corev1.LabelArchStable: runtime.GOARCH},
 				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
 			},
 			Spec: corev1.NodeSpec{PodCIDR: fmt.Sprintf("10.%d.0.0/16", 64+i)},
