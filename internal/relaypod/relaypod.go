@@ -335,7 +335,6 @@ func Orphaned(p *corev1.Pod, host string, alive func(int) bool, now time.Time) s
 // no service account token and no Service links.
 func Spec(namespace, image, instance, host string, pid int, now time.Time) *corev1.Pod {
 	no, yes := false, true
-	uid := int64(65532) // distroless "nonroot"
 	grace := int64(2)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -356,10 +355,11 @@ func Spec(namespace, image, instance, host string, pid int, now time.Time) *core
 			AutomountServiceAccountToken:  &no,
 			EnableServiceLinks:            &no,
 			TerminationGracePeriodSeconds: &grace,
+			// No runAsUser: the image's user (65532) is non-root, and
+			// platforms that assign user ids from a range (OpenShift's
+			// restricted SCC) refuse a fixed one.
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot:   &yes,
-				RunAsUser:      &uid,
-				RunAsGroup:     &uid,
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
 			Containers: []corev1.Container{{
