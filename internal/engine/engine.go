@@ -63,6 +63,7 @@ type Options struct {
 	// ListenPacket binds a UDP socket (nil: net.ListenPacket), as Listen.
 	ListenPacket func(netip.AddrPort) (net.PacketConn, error)
 	Proxy        forward.ProxyOptions
+	UDP          forward.UDPOptions // UDP ports' flows (through the relay)
 	Dialer       forward.DialerOptions
 	PinFirst     bool
 	// HostsDelay batches hosts writes: changes within it become one write.

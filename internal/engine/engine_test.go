@@ -66,6 +66,7 @@ type fwdOptions struct {
 	// connections), for tests about tunnels.
 	tunnelsOnly bool
 	relay       engine.RelayOptions
+	udpIdle     time.Duration // UDP flows end after this long idle (default 2 min)
 }
 
 // startEngine runs the engine the way `kubefwd svc` does, until the test
@@ -124,6 +125,7 @@ func startEngine(t *testing.T, c *cluster.Cluster, o fwdOptions) *fwd {
 		Dialer:  forward.DialerOptions{DisableDirect: o.tunnelsOnly},
 		Network: netwatch.Options{NetNS: o.netns},
 		Relay:   o.relay,
+		UDP:     forward.UDPOptions{FlowIdle: o.udpIdle},
 		Log:     slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -108,7 +108,7 @@ func (pf *portForward) close() {
 func (e *Engine) serveUDP(serveCtx context.Context, cl *cluster, o origin, pf *portForward) {
 	name := o.String() + ":" + strconv.Itoa(int(pf.port)) + "/udp"
 	e.serving.Go(func() {
-		cl.proxy.ServeUDP(serveCtx, pf.pc, name, pf.eps, pf.counters, forward.UDPOptions{})
+		cl.proxy.ServeUDP(serveCtx, pf.pc, name, pf.eps, pf.counters, e.opts.UDP)
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -327,4 +329,80 @@ func TestRelayForbidden(t *testing.T) {
 	if body, err := httpGet(net.JoinHostPort(mixedAddr, strconv.Itoa(80))); err != nil || !strings.HasPrefix(body, "pod=relayforbid/web-") {
 		t.Errorf("mixed's TCP port: %q, %v", body, err)
 	}
+}
+
+// UDP flows end once idle: their streams close, the relay's side ends with
+// them, and nothing of them is left running.
+func TestRelayUDPFlowsEnd(t *testing.T) {
+	c := clustertest.Seeded(t, "demo")
+	f := startEngine(t, c, fwdOptions{namespaces: []string{"demo"}, udpIdle: 500 * time.Millisecond,
+		relay: engine.RelayOptions{Enabled: true, Image: "kubefwd/relay:test", Host: "test-host"}})
+	dns := net.JoinHostPort(f.waitName(t, "dns.demo"), "53")
+	if _, err := udpAsk(dns, []byte("warm")); err != nil {
+		t.Fatal(err)
+	}
+	flows := func() int64 {
+		for _, fw := range f.engine.Status().Forwards {
+			for _, p := range fw.Ports {
+				if fw.Service == "dns" && p.Protocol == "UDP" {
+					return p.Connections
+				}
+			}
+		}
+		return -1
+	}
+	idle := func() {
+		t.Helper()
+		if err := cluster.Poll(t.Context(), 20*time.Second, func(context.Context) (bool, error) { return flows() == 0, nil }); err != nil {
+			t.Fatalf("flows still open: %d", flows())
+		}
+	}
+	idle()
+	before := ownGoroutines()
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			if _, err := udpAsk(dns, []byte(fmt.Sprintf("flow %d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := flows(); n < 1 {
+		t.Errorf("open flows right after 30 clients: %d", n)
+	}
+	idle()
+	// Their goroutines are gone too. The
+	// relay's side is not counted: the devcluster runs it in this process,
+	// and kwok does not close the pod side of a port-forward stream that
+	// ended, so its flows end at its own idle limit, as they do in a real
+	// relay whose kubefwd vanished.
+	if err := cluster.Poll(t.Context(), 10*time.Second, func(context.Context) (bool, error) {
+		return ownGoroutines() <= before+2, nil
+	}); err != nil {
+		var stacks strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Errorf("goroutines: %d before 30 flows, %d after they ended:\n%s", before, ownGoroutines(), stacks.String())
+	}
+	// A client that comes back gets a new flow.
+	if _, err := udpAsk(dns, []byte("again")); err != nil {
+		t.Errorf("after the flows ended: %v", err)
+	}
+}
+
+// ownGoroutines counts the goroutines of kubefwd's own packages but the
+// relay's (the devcluster runs relay servers, and backends, in the test
+// binary; client libraries' goroutines come and go with connections the
+// harness makes too).
+func ownGoroutines() int {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "kubefwd/kubefwd/internal/") && !strings.Contains(g, "/internal/relay.") &&
+			!strings.Contains(g, "/test/devcluster/") && !strings.Contains(g, "_test.") {
+			n++
+		}
+	}
+	return n
 }
