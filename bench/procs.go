@@ -167,6 +167,12 @@ func (b *bench) startKubectl(ns, svc string, port int) (*forwarder, string, erro
 // waitName waits for name in the hosts file and returns its address with
 // port, once it answers.
 func waitName(ctx context.Context, hostsPath, name string, port int, timeout time.Duration) (string, error) {
+	return waitAnswer(ctx, hostsPath, name, port, timeout, func(addr string) error { _, err := get(addr, "/"); return err })
+}
+
+// waitAnswer waits until name is in the hosts file and answers probe on
+// port, and returns its address.
+func waitAnswer(ctx context.Context, hostsPath, name string, port int, timeout time.Duration, probe func(addr string) error) (string, error) {
 	var addr string
 	err := cluster.Poll(ctx, timeout, func(context.Context) (bool, error) {
 		ip := clustertest.HostsAddr(hostsPath, name)
@@ -174,12 +180,11 @@ func waitName(ctx context.Context, hostsPath, name string, port int, timeout tim
 			return false, nil
 		}
 		addr = net.JoinHostPort(ip, strconv.Itoa(port))
-		_, err := get(addr, "/")
-		return err == nil, nil
+		return probe(addr) == nil, nil
 	})
 	if err != nil {
 		data, _ := os.ReadFile(hostsPath)
-		return "", fmt.Errorf("%s never answered: %w\nhosts:\n%s", name, err, data)
+		return "", fmt.Errorf("%s never answered on %d: %w\nhosts:\n%s", name, port, err, data)
 	}
 	return addr, nil
 }

@@ -5,13 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/kubefwd/kubefwd/test/devcluster/cluster"
-	"github.com/kubefwd/kubefwd/test/devcluster/clustertest"
 )
 
 // udpPort is where the demo's dns Service's UDP port 53 listens: mapped,
@@ -33,7 +29,10 @@ func (b *bench) udp(ctx context.Context) ([]Result, error) {
 		return nil, err
 	}
 	defer kf.stop()
-	addr, err := waitUDP(ctx, hostsPath, "dns", udpPort, 90*time.Second)
+	addr, err := waitAnswer(ctx, hostsPath, "dns", udpPort, 90*time.Second, func(addr string) error {
+		_, err := udpRoundTrips(addr, 1)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -68,26 +67,6 @@ func (b *bench) udp(ctx context.Context) ([]Result, error) {
 	warmP50.Note = fmt.Sprintf("%d round trips per run on one flow (its first not counted); %d new flows per run, each from a new client port", perRun, flows)
 	tput.Note = fmt.Sprintf("%s per run; a datagram not answered within 1 s counts as lost", dur)
 	return []Result{warmP50, warmP99, cold, tput, lost}, nil
-}
-
-// waitUDP waits until name answers a datagram on port, through the hosts
-// file, and returns its address.
-func waitUDP(ctx context.Context, hostsPath, name string, port int, timeout time.Duration) (string, error) {
-	var addr string
-	err := cluster.Poll(ctx, timeout, func(context.Context) (bool, error) {
-		ip := clustertest.HostsAddr(hostsPath, name)
-		if ip == "" {
-			return false, nil
-		}
-		addr = net.JoinHostPort(ip, strconv.Itoa(port))
-		_, err := udpRoundTrips(addr, 1)
-		return err == nil, nil
-	})
-	if err != nil {
-		data, _ := os.ReadFile(hostsPath)
-		return "", fmt.Errorf("%s never answered UDP on %d: %w\nhosts:\n%s", name, port, err, data)
-	}
-	return addr, nil
 }
 
 // udpRoundTrips opens a flow (a new client socket) and times n round trips

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"os"
-	"slices"
 	"strconv"
 
 	"github.com/kubefwd/kubefwd/internal/api"
@@ -97,7 +96,7 @@ func viaRelay(namespace string, st relaypod.State, desired *catalog.Service) {
 				desired.Skipped = append(desired.Skipped, catalog.Skip{Port: portName(p), Reason: st.Reason})
 				continue
 			}
-			p.Endpoints = slices.Clone(direct)
+			p.Endpoints = direct
 			switch {
 			case st.Ready:
 				for _, ep := range relayed {

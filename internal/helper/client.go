@@ -126,40 +126,20 @@ func (c *Client) Close() error {
 
 // Listen returns a listener on addr, bound by the helper.
 func (c *Client) Listen(addr netip.AddrPort) (net.Listener, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.readyLocked(); err != nil {
-		return nil, err
-	}
-	resp, fd, err := c.exchangeLocked(Request{Op: OpListen, Addr: addr.Addr().String(), Port: int(addr.Port())})
+	f, err := c.bind(addr, "")
 	if err != nil {
-		closeFD(fd)
 		return nil, err
 	}
-	if fd < 0 {
-		return nil, fmt.Errorf("the helper sent no socket for %s (%s)", addr, resp.Error)
-	}
-	f := os.NewFile(uintptr(fd), "helper-listener")
 	defer f.Close() // FileListener made its own copy
 	return net.FileListener(f)
 }
 
 // ListenPacket returns a UDP socket bound to addr by the helper.
 func (c *Client) ListenPacket(addr netip.AddrPort) (net.PacketConn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.readyLocked(); err != nil {
-		return nil, err
-	}
-	resp, fd, err := c.exchangeLocked(Request{Op: OpListen, Network: "udp", Addr: addr.Addr().String(), Port: int(addr.Port())})
+	f, err := c.bind(addr, "udp")
 	if err != nil {
-		closeFD(fd)
 		return nil, err
 	}
-	if fd < 0 {
-		return nil, fmt.Errorf("the helper sent no socket for %s/udp (%s)", addr, resp.Error)
-	}
-	f := os.NewFile(uintptr(fd), "helper-udp")
 	defer f.Close() // FilePacketConn made its own copy
 	pc, err := net.FilePacketConn(f)
 	if err != nil {
@@ -167,6 +147,29 @@ func (c *Client) ListenPacket(addr netip.AddrPort) (net.PacketConn, error) {
 		return nil, fmt.Errorf("the helper did not bind a UDP socket for %s (update it: sudo kubefwd helper install): %w", addr, err)
 	}
 	return pc, nil
+}
+
+// bind asks the helper to bind addr (network "" for TCP, or "udp") and
+// returns the descriptor it passed; the caller closes it.
+func (c *Client) bind(addr netip.AddrPort, network string) (*os.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.readyLocked(); err != nil {
+		return nil, err
+	}
+	resp, fd, err := c.exchangeLocked(Request{Op: OpListen, Network: network, Addr: addr.Addr().String(), Port: int(addr.Port())})
+	if err != nil {
+		closeFD(fd)
+		return nil, err
+	}
+	what := addr.String()
+	if network != "" {
+		what += "/" + network
+	}
+	if fd < 0 {
+		return nil, fmt.Errorf("the helper sent no socket for %s (%s)", what, resp.Error)
+	}
+	return os.NewFile(uintptr(fd), "helper-socket"), nil
 }
 
 // Apply makes this instance's hosts block hold exactly entries, but for

@@ -4,24 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 )
 
-// Open asks the relay at the far end of stream (a connection to the relay
-// pod's port) for r, and returns the connection to use from then on: a TCP
-// target's bytes, or for UDP framed datagrams (WriteDatagram,
-// ReadDatagram). A refusal is a *RemoteError; stream is closed on any
-// error.
-func Open(stream net.Conn, r Request) (net.Conn, error) {
-	if err := Ask(stream, r); err != nil {
-		stream.Close()
-		return nil, err
-	}
-	return stream, nil
-}
-
-// Ask sends r on rw and reads the relay's answer. It reads the answer a
+// Ask sends r on rw (a stream to the relay pod's port) and reads the
+// relay's answer; from then on rw carries a TCP target's bytes, or for UDP
+// framed datagrams (WriteDatagram, ReadDatagram). It reads the answer a
 // byte at a time, never past its end, so that the caller goes on with rw
 // itself (the proxy keeps its own stream type). A refusal is a
 // *RemoteError.

@@ -43,7 +43,11 @@ func open(t *testing.T, relay string, r Request) (net.Conn, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Open(c, r)
+	if err := Ask(c, r); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // tcpEcho answers every connection with what it sent, after its half-close.
